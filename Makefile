@@ -1,0 +1,37 @@
+# Two commands for a new machine: `make setup` then `make test`. CI (.ci/run) runs exactly these.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: setup test lint format docs bake lock clean
+
+setup:  ## create .venv with every pinned dependency (torch CPU build included)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -c constraints.txt
+
+test:  ## lint, docs build, hooks, and bake + test every generated project in the option matrix
+	$(BIN)/ruff check hooks tests
+	$(BIN)/python -m pytest tests -n 2 --durations=15
+
+lint:
+	$(BIN)/ruff check hooks tests
+	$(BIN)/ruff format --check hooks tests
+
+format:
+	$(BIN)/ruff format hooks tests
+	$(BIN)/ruff check --fix hooks tests
+
+docs:  ## build the documentation site (fails on any warning)
+	$(BIN)/mkdocs build --strict --site-dir /tmp/site
+
+bake:  ## bake the default project into /tmp/baked
+	rm -rf /tmp/baked && $(BIN)/cookiecutter . --no-input -o /tmp/baked
+
+lock:  ## re-resolve and pin the dev environment
+	rm -rf /tmp/lockenv && $(PYTHON) -m venv /tmp/lockenv
+	/tmp/lockenv/bin/pip install --quiet -r requirements-dev.txt
+	/tmp/lockenv/bin/pip freeze | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' > constraints.txt
+
+clean:
+	rm -rf $(VENV) site .pytest_cache

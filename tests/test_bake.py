@@ -1,0 +1,122 @@
+"""Bake the template over the option matrix: file set, rendering, lint, and each project's own test suite."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import TEMPLATE, bake
+from matrix import BACKENDS, combo_id, combos
+
+TEMPLATE_DIR = TEMPLATE / "{{cookiecutter.project_slug}}"
+PACKAGE = "research_project"
+COMBOS = combos()
+
+
+def template_files(package: str) -> set[str]:
+    """Every file of the template folder, with the package placeholder rendered."""
+    files = set()
+    for path in TEMPLATE_DIR.rglob("*"):
+        if path.is_file() and "__pycache__" not in path.parts:
+            rel = path.relative_to(TEMPLATE_DIR).as_posix()
+            files.add(rel.replace("{{cookiecutter.package_name}}", package))
+    return files
+
+
+def backend_only_files(name: str, package: str) -> set[str]:
+    return {
+        f"src/{package}/tracking/backends/{name}.py",
+        f"configs/tracker/{name}.yaml",
+        f"tests/test_backend_{name}.py",
+    }
+
+
+def expected_files(answers: dict[str, str], package: str = PACKAGE) -> set[str]:
+    files = template_files(package)
+    for name in BACKENDS:
+        if answers[f"use_{name}"] == "no":
+            files -= backend_only_files(name, package)
+    if answers["license"] == "none":
+        files.discard("LICENSE")
+    if answers["ci"] == "none":
+        files = {f for f in files if not f.startswith(".github/")}
+    return files
+
+
+def baked_files(project: Path) -> set[str]:
+    return {
+        p.relative_to(project).as_posix()
+        for p in project.rglob("*")
+        if p.is_file() and ".git" not in p.relative_to(project).parts
+    }
+
+
+@pytest.fixture(scope="module", params=COMBOS, ids=[combo_id(c) for c in COMBOS])
+def baked(request, tmp_path_factory) -> tuple[dict[str, str], Path]:
+    answers = request.param
+    return answers, bake(tmp_path_factory.mktemp("bake"), **answers)
+
+
+def test_exact_file_set(baked):
+    answers, project = baked
+    files = baked_files(project)
+    assert files == expected_files(answers)
+    for name in BACKENDS:
+        present = backend_only_files(name, PACKAGE) <= files
+        assert present == (answers[f"use_{name}"] == "yes"), name
+
+
+def test_nothing_left_unrendered(baked):
+    _, project = baked
+    for rel in baked_files(project):
+        text = (project / rel).read_text(encoding="utf-8")
+        # GitHub Actions expressions (`${{ ... }}`) are meant to stay.
+        stripped = text.replace("${{", "")
+        for marker in ("{{", "{%", "{#", "cookiecutter."):
+            assert marker not in stripped, f"{rel} still holds {marker!r}"
+
+
+def test_dependencies_follow_the_backends(baked):
+    answers, project = baked
+    pyproject = (project / "pyproject.toml").read_text()
+    for name in BACKENDS:
+        assert (f'{name} = ["' in pyproject) == (answers[f"use_{name}"] == "yes"), name
+    assert f'requires-python = ">={answers["python_version"]}"' in pyproject
+    default = (project / "configs/train.yaml").read_text()
+    assert f"  - tracker: {answers['default_tracker']}\n" in default
+
+
+def test_git_init_makes_a_clean_first_commit(baked):
+    answers, project = baked
+    if answers["git_init"] == "no":
+        assert not (project / ".git").exists()
+        return
+    log = subprocess.run(["git", "log", "--oneline"], cwd=project, capture_output=True, text=True, check=True)
+    assert len(log.stdout.splitlines()) == 1
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=project, capture_output=True, text=True)
+    assert status.stdout == ""
+
+
+def test_ruff_clean(baked):
+    _, project = baked
+    ruff = Path(sys.executable).with_name("ruff")
+    for args in (["check", "."], ["format", "--check", "."]):
+        proc = subprocess.run([str(ruff), *args], cwd=project, capture_output=True, text=True)
+        assert proc.returncode == 0, f"ruff {' '.join(args)}:\n{proc.stdout}{proc.stderr}"
+
+
+def test_generated_project_test_suite_passes(baked):
+    _, project = baked
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]

@@ -1,0 +1,45 @@
+"""Last values of every metric and the best value of the monitored one, kept as metrics are logged."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+class Summary:
+    def __init__(self, monitor: str | None = None, mode: str = "max", state: dict[str, Any] | None = None):
+        if mode not in ("max", "min"):
+            raise ValueError(f"monitor mode must be 'max' or 'min', not {mode!r}")
+        self.monitor, self.mode = monitor, mode
+        state = state or {}
+        self.last: dict[str, float] = dict(state.get("last", {}))
+        self.last_step: int | None = state.get("last_step")
+        best = state.get("best") or {}
+        self.best_value: float | None = best.get("value")
+        self.best_step: int | None = best.get("step")
+
+    def update(self, metrics: dict[str, float], step: int | None) -> bool:
+        """Record a batch of metrics; True when it holds a new best of the monitored metric."""
+        self.last.update(metrics)
+        self.last_step = step
+        value = metrics.get(self.monitor) if self.monitor else None
+        if value is None or math.isnan(value):
+            return False
+        if self.best_value is None or (
+            value > self.best_value if self.mode == "max" else value < self.best_value
+        ):
+            self.best_value, self.best_step = value, step
+            return True
+        return False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "last": self.last,
+            "last_step": self.last_step,
+            "best": {
+                "metric": self.monitor,
+                "mode": self.mode,
+                "value": self.best_value,
+                "step": self.best_step,
+            },
+        }

@@ -1,0 +1,160 @@
+"""The training loop: build from the config, fit, evaluate, checkpoint. It talks only to the tracker."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, open_dict
+from torch import nn
+
+from .checkpoint import load_checkpoint, restore_rng_states, rng_states, save_checkpoint
+from .console import console, summary_table, training_progress
+from .errors import UserError
+from .repro.seed import seed_everything
+from .tracking import ExperimentTracker, start_run
+
+log = logging.getLogger(__name__)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(
+            f"device={name} was asked for, but CUDA is not available here (use device=cpu or auto)"
+        )
+    return torch.device(name)
+
+
+def evaluate(model: nn.Module, loader: Any, device: torch.device) -> dict[str, float]:
+    model.eval()
+    loss_sum, correct, count = 0.0, 0, 0
+    with torch.no_grad():
+        for x, y in loader:
+            x, y = x.to(device), y.to(device)
+            logits = model(x)
+            loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum").item()
+            correct += (logits.argmax(dim=1) == y).sum().item()
+            count += len(y)
+    return {"loss": loss_sum / max(count, 1), "acc": correct / max(count, 1)}
+
+
+def main(cfg: DictConfig) -> float:
+    """Train one run and return the best value of the monitored metric (what a sweeper optimises)."""
+    seed = seed_everything(cfg.seed, deterministic=cfg.deterministic)
+    with open_dict(cfg):
+        cfg.seed = seed  # the seed actually used is what config.yaml, run.json and every backend record
+    device = pick_device(str(cfg.device))
+    datamodule = instantiate(cfg.data)
+    model = instantiate(cfg.model, in_features=datamodule.num_features, num_classes=datamodule.num_classes)
+    model.to(device)
+    optimizer = instantiate(cfg.optimizer)(model.parameters())
+    scheduler = instantiate(cfg.scheduler)(optimizer)
+
+    with start_run(cfg) as tracker:
+        return fit(cfg, tracker, model, optimizer, scheduler, datamodule, device)
+
+
+def fit(
+    cfg: DictConfig,
+    tracker: ExperimentTracker,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    datamodule: Any,
+    device: torch.device,
+) -> float:
+    ckpt_dir = tracker.run_dir.checkpoints
+    monitor = cfg.monitor.metric
+    start_epoch, step = 0, 0
+    last_ckpt = ckpt_dir / "last.pt"
+    if cfg.get("resume") and last_ckpt.exists():
+        state = load_checkpoint(last_ckpt)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, step = state["epoch"], state["step"]
+        restore_rng_states(state["rng"], datamodule.generator)
+        log.info("resumed run %s at epoch %d (step %d)", tracker.run_id, start_epoch, step)
+
+    train_loader = datamodule.train_loader()
+    started = time.perf_counter()
+    with training_progress() as progress:
+        task = progress.add_task("train", total=cfg.epochs * len(train_loader), completed=step, metrics="")
+        for epoch in range(start_epoch, cfg.epochs):
+            model.train()
+            for x, y in train_loader:
+                x, y = x.to(device), y.to(device)
+                optimizer.zero_grad(set_to_none=True)
+                loss = nn.functional.cross_entropy(model(x), y)
+                loss.backward()
+                optimizer.step()
+                step += 1
+                loss_value = loss.item()
+                tracker.log_metrics(
+                    {"train/loss": loss_value, "lr": optimizer.param_groups[0]["lr"]}, step=step
+                )
+                progress.update(
+                    task, advance=1, metrics=f"epoch {epoch + 1}/{cfg.epochs} loss {loss_value:.4f}"
+                )
+            scheduler.step()
+            val = evaluate(model, datamodule.val_loader(), device)
+            epoch_metrics = {"epoch": epoch + 1, "val/loss": val["loss"], "val/acc": val["acc"]}
+            if monitor not in epoch_metrics and monitor not in tracker.summary.last:
+                known = sorted({*epoch_metrics, *tracker.summary.last})
+                raise UserError(
+                    f"monitor.metric={monitor!r} is never logged; logged metrics: {', '.join(known)}"
+                )
+            improved = tracker.log_metrics(epoch_metrics, step=step)
+            state = {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "epoch": epoch + 1,
+                "step": step,
+                "rng": rng_states(datamodule.generator),
+                "run_id": tracker.run_id,
+                "monitor": {"metric": monitor, "value": tracker.summary.best_value},
+            }
+            save_checkpoint(ckpt_dir / "last.pt", **state)
+            aliases = ["last"]
+            if improved:
+                save_checkpoint(ckpt_dir / "best.pt", **state)
+                tracker.log_checkpoint(ckpt_dir / "best.pt", aliases=["best"], step=step)
+            tracker.log_checkpoint(ckpt_dir / "last.pt", aliases=aliases, step=step)
+            tracker.write_summary()
+            log.info(
+                "epoch %d/%d  val/loss %.4f  val/acc %.4f%s",
+                epoch + 1,
+                cfg.epochs,
+                val["loss"],
+                val["acc"],
+                "  (best)" if improved else "",
+            )
+
+    test = {}
+    best_ckpt = ckpt_dir / "best.pt"
+    if best_ckpt.exists():
+        model.load_state_dict(load_checkpoint(best_ckpt)["model"])
+        test = evaluate(model, datamodule.test_loader(), device)
+        tracker.log_metrics({"test/loss": test["loss"], "test/acc": test["acc"]}, step=step)
+    tracker.write_summary()
+    best = tracker.summary.best_value
+    console.print(
+        summary_table(
+            tracker.run_id,
+            str(tracker.path),
+            "completed",
+            {k: v for k, v in tracker.summary.last.items() if k != "epoch"},
+            {
+                f"best {monitor}": best,
+                "steps": step,
+                "train time (s)": round(time.perf_counter() - started, 2),
+            },
+        )
+    )
+    return float(best) if best is not None else float("nan")

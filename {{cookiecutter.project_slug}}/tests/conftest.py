@@ -1,0 +1,81 @@
+"""Shared fixtures: real `python train.py` runs in subprocesses, each with its own runs directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# The quick settings every end-to-end run uses unless a test says otherwise.
+FAST = ["epochs=2", "data.n_samples=512"]
+
+
+def project_env(**extra: str) -> dict[str, str]:
+    """The environment for a subprocess: src/ importable without installing, W&B offline, no colour codes."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.update(
+        {
+            "WANDB_MODE": "offline",
+            "WANDB_SILENT": "true",
+            "NO_COLOR": "1",
+            "TERM": "dumb",
+            "COLUMNS": "200",
+            "HYDRA_FULL_ERROR": "0",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+def train(
+    runs_dir: Path,
+    *overrides: str,
+    check: bool = True,
+    timeout: float = 300,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run `python train.py` for real, writing its runs under runs_dir."""
+    cmd = [sys.executable, str(ROOT / "train.py"), f"paths.runs_dir={runs_dir}", *overrides]
+    proc = subprocess.run(
+        cmd, cwd=ROOT, env=env or project_env(), capture_output=True, text=True, timeout=timeout
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"train.py failed ({proc.returncode}):\nSTDOUT:\n{proc.stdout}\nSTDERR:\n{proc.stderr}"
+        )
+    return proc
+
+
+def run_dirs(runs_dir: Path) -> list[Path]:
+    """Run directories directly under runs_dir (sweeps are not included), oldest first."""
+    return sorted(p.parent for p in Path(runs_dir).glob("*/run.json"))
+
+
+def only_run(runs_dir: Path) -> Path:
+    dirs = run_dirs(runs_dir)
+    assert len(dirs) == 1, f"expected one run under {runs_dir}, found {dirs}"
+    return dirs[0]
+
+
+def read_events(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture
+def run_train() -> Callable[..., subprocess.CompletedProcess[str]]:
+    return train
+
+
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real default run (local tracker), shared by the tests that only inspect what it left behind."""
+    runs = tmp_path_factory.mktemp("default") / "runs"
+    train(runs, *FAST, "tracker=local")
+    return only_run(runs)
