@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 
 import pytest
 import yaml
@@ -60,7 +61,7 @@ def test_two_runs_in_the_same_second_get_two_directories(tmp_path, run_train):
     from conftest import ROOT, project_env
 
     runs = tmp_path / "runs"
-    cmd = ["python", "train.py", f"paths.runs_dir={runs}", "tracker=local", *FAST, "epochs=1"]
+    cmd = [sys.executable, "train.py", f"paths.runs_dir={runs}", "tracker=local", *FAST, "epochs=1"]
     procs = [
         subprocess.Popen(cmd, cwd=ROOT, env=project_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         for _ in range(2)

@@ -30,7 +30,9 @@ def restore_rng_states(states: dict[str, Any], generator: torch.Generator | None
     np.random.set_state(states["numpy"])
     torch.set_rng_state(states["torch"])
     if states.get("cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+        # One state per device the run had; a machine with fewer devices restores those it has.
+        for index, state in enumerate(states["cuda"][: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(state, index)
     if generator is not None and "loader" in states:
         generator.set_state(states["loader"])
 

@@ -73,7 +73,7 @@ class SyntheticClassification(DataModule):
         n_samples: int = 2048,
         n_features: int = 20,
         n_classes: int = 4,
-        noise: float = 1.5,
+        noise: float = 3.0,
         data_seed: int = 0,
         **kwargs: object,
     ) -> None:

@@ -35,7 +35,8 @@ def find_run(ref: str, runs_dir: Path) -> RunDir:
         if not runs:
             raise UserError(f"no runs found under {runs_dir}")
         return max(runs, key=lambda r: r.path.name.split("-", 2)[:2])
-    matches = [r for r in runs if run_id_of(r).startswith(ref)]
+    # A bare folder name (as `runs list` and the terminal show it) is as good as the id.
+    matches = [r for r in runs if r.path.name == ref] or [r for r in runs if run_id_of(r).startswith(ref)]
     if len(matches) == 1:
         return matches[0]
     if not matches:
