@@ -42,7 +42,10 @@ def train(
     env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run `python train.py` for real, writing its runs under runs_dir."""
-    cmd = [sys.executable, str(ROOT / "train.py"), f"paths.runs_dir={runs_dir}", *overrides]
+    # Hydra's flags (-m, --multirun) must come before the first override.
+    flags = [o for o in overrides if o.startswith("-")]
+    rest = [o for o in overrides if not o.startswith("-")]
+    cmd = [sys.executable, str(ROOT / "train.py"), *flags, f"paths.runs_dir={runs_dir}", *rest]
     proc = subprocess.run(
         cmd, cwd=ROOT, env=env or project_env(), capture_output=True, text=True, timeout=timeout
     )
