@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TEMPLATE, bake
-from matrix import BACKENDS, combo_id, combos
+from matrix import BACKENDS, combo_id, combos, runs_full_suite
 
 TEMPLATE_DIR = TEMPLATE / "{{cookiecutter.project_slug}}"
 PACKAGE = "research_project"
@@ -109,10 +109,11 @@ def test_ruff_clean(baked):
 
 
 def test_generated_project_test_suite_passes(baked):
-    _, project = baked
+    answers, project = baked
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    selection = [] if runs_full_suite(answers) else ["-m", "not slow"]
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider"],
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *selection],
         cwd=project,
         env=env,
         capture_output=True,

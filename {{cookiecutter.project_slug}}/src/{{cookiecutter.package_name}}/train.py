@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -14,10 +15,17 @@ from torch import nn
 from .checkpoint import load_checkpoint, restore_rng_states, rng_states, save_checkpoint
 from .console import console, summary_table, training_progress
 from .errors import UserError
+from .repro.resume import ResumePoint, init_weights, prepare_resume, restore_training_state
 from .repro.seed import seed_everything
 from .tracking import ExperimentTracker, start_run
+from .tracking.status import Preempted
 
 log = logging.getLogger(__name__)
+
+
+class StoppedEarly(Preempted):
+    """`stop_after_epochs` reached: the run ends as `preempted` (exactly like a SIGTERM at an epoch boundary),
+    its last checkpoint saved, ready for `resume=<run id>`."""
 
 
 def pick_device(name: str) -> torch.device:
@@ -45,7 +53,13 @@ def evaluate(model: nn.Module, loader: Any, device: torch.device) -> dict[str, f
 
 def main(cfg: DictConfig) -> float:
     """Train one run and return the best value of the monitored metric (what a sweeper optimises)."""
+    resume: ResumePoint | None = None
+    if cfg.get("resume"):
+        # The run's own config for this session, and every check, before anything is built or written.
+        cfg, resume = prepare_resume(cfg)
     seed = seed_everything(cfg.seed, deterministic=cfg.deterministic)
+    if cfg.seed is None:
+        log.info("seed=null: drew seed %d (recorded; seed=%d replays the run)", seed, seed)
     with open_dict(cfg):
         cfg.seed = seed  # the seed actually used is what config.yaml, run.json and every backend record
     device = pick_device(str(cfg.device))
@@ -54,9 +68,24 @@ def main(cfg: DictConfig) -> float:
     model.to(device)
     optimizer = instantiate(cfg.optimizer)(model.parameters())
     scheduler = instantiate(cfg.scheduler)(optimizer)
+    init_from = None
+    if resume is not None:
+        restore_training_state(resume.state, model, optimizer, scheduler)
+    elif cfg.get("init_from"):
+        init_from = init_weights(str(cfg.init_from), Path(cfg.paths.runs_dir), model)
 
-    with start_run(cfg) as tracker:
-        return fit(cfg, tracker, model, optimizer, scheduler, datamodule, device)
+    try:
+        with start_run(cfg, resume=resume) as tracker:
+            if init_from is not None:
+                tracker.update_record(init_from=init_from)
+                tracker.set_tags({"init_from": init_from["run_id"] or init_from["checkpoint"]})
+            return fit(cfg, tracker, model, optimizer, scheduler, datamodule, device, resume)
+    except StoppedEarly as exc:
+        console.print(
+            f"run {tracker.run_id} {exc}; continue it with: python train.py resume={tracker.run_id}"
+        )
+        best = tracker.summary.best_value
+        return float(best) if best is not None else float("nan")
 
 
 def fit(
@@ -67,19 +96,18 @@ def fit(
     scheduler: Any,
     datamodule: Any,
     device: torch.device,
+    resume: ResumePoint | None = None,
 ) -> float:
     ckpt_dir = tracker.run_dir.checkpoints
     monitor = cfg.monitor.metric
     start_epoch, step = 0, 0
-    last_ckpt = ckpt_dir / "last.pt"
-    if cfg.get("resume") and last_ckpt.exists():
-        state = load_checkpoint(last_ckpt)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch, step = state["epoch"], state["step"]
-        restore_rng_states(state["rng"], datamodule.generator)
+    if resume is not None:
+        # Model, optimizer and scheduler were loaded before the run started; the RNG states are restored last,
+        # right before the first batch, so nothing in between can draw from them.
+        start_epoch, step = resume.epoch, resume.step
+        restore_rng_states(resume.state["rng"], datamodule.generator)
         log.info("resumed run %s at epoch %d (step %d)", tracker.run_id, start_epoch, step)
+    stop_after = cfg.get("stop_after_epochs")
 
     train_loader = datamodule.train_loader()
     started = time.perf_counter()
@@ -119,6 +147,7 @@ def fit(
                 "rng": rng_states(datamodule.generator),
                 "run_id": tracker.run_id,
                 "monitor": {"metric": monitor, "value": tracker.summary.best_value},
+                "summary": tracker.summary.to_dict(),
             }
             save_checkpoint(ckpt_dir / "last.pt", **state)
             aliases = ["last"]
@@ -135,6 +164,9 @@ def fit(
                 val["acc"],
                 "  (best)" if improved else "",
             )
+            if stop_after and epoch + 1 - start_epoch >= stop_after and epoch + 1 < cfg.epochs:
+                # Ends the run exactly as a SIGTERM at this epoch boundary would: status `preempted`.
+                raise StoppedEarly(f"stopped after epoch {epoch + 1} (stop_after_epochs={stop_after})")
 
     test = {}
     best_ckpt = ckpt_dir / "best.pt"

@@ -16,6 +16,8 @@ from typing import Any
 EVENTS_FILE = "events.jsonl"
 
 _dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
+# The start of a metrics line: %-format, not an f-string, whose doubled braces would be Jinja syntax here.
+_METRICS_HEAD = '{"seq":%d,"time":%r,"type":"metrics","step":%d,"data":{'
 
 
 class EventWriter:
@@ -25,12 +27,31 @@ class EventWriter:
         self.path = Path(path)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self.seq = last_seq(self.path)
+        # metric names -> the %-template of their line (a training loop logs a few distinct sets of names)
+        self._templates: dict[tuple[str, ...], str] = {}
 
     def write(self, type_: str, data: Any, step: int | None = None) -> int:
         """Append one event and return its sequence number. This is the tracking hot path: keep it lean."""
         self.seq += 1
         line = _dumps({"seq": self.seq, "time": time.time(), "type": type_, "step": step, "data": data})
         os.write(self._fd, (line + "\n").encode())
+        return self.seq
+
+    def write_metrics(self, names: tuple[str, ...], values: tuple[float, ...], step: int) -> int:
+        """`write("metrics", dict(zip(names, values)), step)` for floats, about twice as fast: one cached
+        %-template per set of names (the keys JSON-encoded once), filled in a single C call. The line reads
+        back exactly like the generic one; NaN/inf takes the generic path (which writes NaN/Infinity)."""
+        total = sum(values)
+        if total - total != 0.0 or type(step) is not int:  # a NaN or an infinity somewhere (or an odd step)
+            return self.write("metrics", dict(zip(names, values, strict=True)), step)
+        template = self._templates.get(names)
+        if template is None:
+            if len(self._templates) > 1000:  # a loop logging ever-new names must not grow this without bound
+                self._templates.clear()
+            fields = ",".join(_dumps(str(name)).replace("%", "%%") + ":%r" for name in names)
+            template = self._templates[names] = _METRICS_HEAD + fields + "}}\n"
+        self.seq += 1
+        os.write(self._fd, (template % (self.seq, time.time(), step, *values)).encode())
         return self.seq
 
     def close(self) -> None:

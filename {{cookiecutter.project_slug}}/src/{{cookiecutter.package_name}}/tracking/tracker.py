@@ -89,9 +89,9 @@ class ExperimentTracker:
         if step is None:
             step = self._step + 1
         self._step = step
-        values = {k: float(v) for k, v in metrics.items()}
-        self._events.write("metrics", values, step)
-        return self.summary.update(values, step)
+        names, values = tuple(metrics), tuple(map(float, metrics.values()))
+        self._events.write_metrics(names, values, int(step))
+        return self.summary.update(dict(zip(names, values, strict=True)), step)
 
     def set_tags(self, tags: Iterable[str] | Mapping[str, Any]) -> None:
         """Add tags: a list of labels, or key/value tags."""
@@ -170,12 +170,18 @@ class ExperimentTracker:
                 (self.path / "traceback.txt").write_text(error, encoding="utf-8")
             self._events.write("status", {"status": status.value, "error": _last_line(error)})
             self._events.close()
-            if self._shipper is not None:
-                self._shipper.close(status.value)
+            # The shipper drains the log into every backend and closes each with this status; what it reports
+            # (e.g. a backend set aside after failing) goes into run.json's `backends`.
+            shipped = self._shipper.close(status.value) if self._shipper is not None else {}
             ended = _now()
             record = self.update_record(
                 status=status.value, end_time=ended, heartbeat=ended, error=_last_line(error)
             )
+            if shipped:
+                backends = record.get("backends") or {}
+                for name, info in shipped.items():
+                    backends[name] = {**backends.get(name, {}), **info}
+                record = self.update_record(backends=backends)
             record["duration_s"] = round(ended - record.get("start_time", ended), 3)
             self.update_record(duration_s=record["duration_s"])
         finally:

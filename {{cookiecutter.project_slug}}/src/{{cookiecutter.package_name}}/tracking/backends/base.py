@@ -12,9 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ...errors import UserError
 
-class BackendError(RuntimeError):
-    """A backend that cannot do what it was asked; the message is one line a user can act on."""
+
+class BackendError(UserError, RuntimeError):
+    """A backend that cannot do what it was asked; the message is one line a user can act on (train.py prints
+    it as `ERROR: <message>`, like any UserError)."""
 
 
 @dataclass
@@ -49,6 +52,11 @@ class Backend(ABC):
     #: the key under `tracker:` in the config and in run.json's "backends"
     name: str = "backend"
 
+    def preflight(self) -> None:
+        """Cheap checks run in the training process before training starts, without importing the backend's
+        library: raise BackendError for what would surely fail (package not installed, server unreachable)."""
+        return None
+
     @abstractmethod
     def open(self, run: RunInfo) -> dict[str, Any]:
         """Create (or, when run.previous holds ids, resume) this backend's run.
@@ -73,3 +81,18 @@ class Backend(ABC):
     def close_sweep(self, sweep: SweepInfo, status: str, summary: dict[str, Any]) -> None:
         """End the sweep's grouping object with the sweep's status and summary."""
         return None
+
+
+def require_package(module: str, backend: str) -> None:
+    """Raise BackendError when `module` cannot be imported, without importing it (a preflight check)."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise BackendError(
+            f"tracker={backend} needs the {module} package, which is not installed: "
+            f"pip install -e '.[{backend}]' (or choose another tracker)"
+        )
