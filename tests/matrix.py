@@ -12,16 +12,25 @@ BACKENDS = ("tensorboard", "mlflow", "wandb")
 LICENSES = ("MIT", "BSD-3-Clause", "Apache-2.0", "none")
 CIS = ("github-actions", "none")
 PYTHONS = ("3.11", "3.10", "3.12")
+# Package names that sort before and after every other import, so lint never depends on the name chosen.
+NAMES = ("Research Project", "Aardvark Study", "Zebra Nets")
 
 
 def combos() -> list[dict[str, str]]:
     rows = []
     # git_init cycles with period 4 against the CI option's 2, so every pairing of the two is baked.
-    extras = zip(cycle(LICENSES), cycle(CIS), cycle(PYTHONS), cycle(("yes", "yes", "no", "no")), strict=False)
+    extras = zip(
+        cycle(LICENSES),
+        cycle(CIS),
+        cycle(PYTHONS),
+        cycle(("yes", "yes", "no", "no")),
+        cycle(NAMES),
+        strict=False,
+    )
     for row, chosen in enumerate(product(("yes", "no"), repeat=len(BACKENDS))):
         use = dict(zip(BACKENDS, chosen, strict=True))
         included = [b for b in BACKENDS if use[b] == "yes"]
-        license_, ci, python, git_init = next(extras)
+        license_, ci, python, git_init, name = next(extras)
         rows.append(
             {
                 **{f"use_{b}": use[b] for b in BACKENDS},
@@ -32,6 +41,7 @@ def combos() -> list[dict[str, str]]:
                 "ci": ci,
                 "python_version": python,
                 "git_init": git_init,
+                "project_name": name,
             }
         )
     return rows

@@ -12,7 +12,6 @@ from conftest import TEMPLATE, bake
 from matrix import BACKENDS, combo_id, combos, runs_full_suite
 
 TEMPLATE_DIR = TEMPLATE / "{{cookiecutter.project_slug}}"
-PACKAGE = "research_project"
 COMBOS = combos()
 
 
@@ -34,7 +33,12 @@ def backend_only_files(name: str, package: str) -> set[str]:
     }
 
 
-def expected_files(answers: dict[str, str], package: str = PACKAGE) -> set[str]:
+def package_of(answers: dict[str, str]) -> str:
+    return answers["project_name"].lower().replace(" ", "_")
+
+
+def expected_files(answers: dict[str, str]) -> set[str]:
+    package = package_of(answers)
     files = template_files(package)
     for name in BACKENDS:
         if answers[f"use_{name}"] == "no":
@@ -65,7 +69,7 @@ def test_exact_file_set(baked):
     files = baked_files(project)
     assert files == expected_files(answers)
     for name in BACKENDS:
-        present = backend_only_files(name, PACKAGE) <= files
+        present = backend_only_files(name, package_of(answers)) <= files
         assert present == (answers[f"use_{name}"] == "yes"), name
 
 

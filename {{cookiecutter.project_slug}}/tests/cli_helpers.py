@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import ROOT, project_env, run_dirs
 from {{ cookiecutter.package_name }}.cli import app
+
+from conftest import ROOT, project_env, run_dirs
 
 TINY = ["epochs=1", "data.n_samples=256", "tracker=local"]
 # Run names and tags are user input that reports must escape.

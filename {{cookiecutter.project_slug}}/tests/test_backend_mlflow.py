@@ -12,6 +12,9 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+from {{ cookiecutter.package_name }}.tracking.flatten import flatten
+from {{ cookiecutter.package_name }}.tracking.sync import sync_run
+
 from backend_readers import mlflow_run, mlflow_runs_tagged, steps_by_metric, tb_scalars
 from conftest import only_run, project_env, train
 from tracking_runs import (
@@ -28,8 +31,6 @@ from tracking_runs import (
     start_train,
     wait_for,
 )
-from {{ cookiecutter.package_name }}.tracking.flatten import flatten
-from {{ cookiecutter.package_name }}.tracking.sync import sync_run
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,12 @@ import math
 import pytest
 import yaml
 
-from backend_readers import steps_by_metric, tb_hparams, tb_images, tb_scalars, tb_texts
-from tracking_runs import api_run, events, fanout_run, record
 from {{ cookiecutter.package_name }}.tracking.backends.base import RunInfo
 from {{ cookiecutter.package_name }}.tracking.backends.tensorboard import TensorBoardBackend
 from {{ cookiecutter.package_name }}.tracking.sync import sync_run
+
+from backend_readers import steps_by_metric, tb_hparams, tb_images, tb_scalars, tb_texts
+from tracking_runs import api_run, events, fanout_run, record
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,13 @@ import math
 import pytest
 import yaml
 
-from backend_readers import steps_by_metric, wandb_run, wandb_series
-from tracking_runs import api_run, events, fanout_run, record
 from {{ cookiecutter.package_name }}.tracking.backends.base import BackendError
 from {{ cookiecutter.package_name }}.tracking.backends.wandb import WandbBackend
 from {{ cookiecutter.package_name }}.tracking.flatten import flatten
 from {{ cookiecutter.package_name }}.tracking.sync import sync_run
+
+from backend_readers import steps_by_metric, wandb_run, wandb_series
+from tracking_runs import api_run, events, fanout_run, record
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from {{ cookiecutter.package_name }}.tracking.liveness import effective_status
+
 from backend_readers import (
     mlflow_run,
     steps_by_metric,
@@ -30,7 +32,6 @@ from tracking_runs import (
     tracker_overrides,
     wait_for,
 )
-from {{ cookiecutter.package_name }}.tracking.liveness import effective_status
 
 pytestmark = pytest.mark.slow
 

@@ -15,12 +15,13 @@ import torch
 import yaml
 from omegaconf import OmegaConf
 
-from conftest import ROOT
-from repro_helpers import make_repo, record
 from {{ cookiecutter.package_name }}.repro import environment as env_capture
 from {{ cookiecutter.package_name }}.repro.capture import capture_run
 from {{ cookiecutter.package_name }}.repro.config_hash import config_hash
 from {{ cookiecutter.package_name }}.tracking.run_dir import RunDir
+
+from conftest import ROOT
+from repro_helpers import make_repo, record
 
 SECRET = "hunter2-very-secret"
 

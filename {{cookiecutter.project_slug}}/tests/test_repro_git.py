@@ -9,10 +9,11 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT
-from repro_helpers import TOKEN, git, make_dirty, make_repo, read_events, record, shared_runs
 from {{ cookiecutter.package_name }}.errors import UserError
 from {{ cookiecutter.package_name }}.repro.git import git_state, require_clean, strip_credentials, write_diff
+
+from conftest import ROOT
+from repro_helpers import TOKEN, git, make_dirty, make_repo, read_events, record, shared_runs
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs the git command line")
 

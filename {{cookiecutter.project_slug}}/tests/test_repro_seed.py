@@ -11,6 +11,11 @@ import torch
 import yaml
 from torch.utils.data import DataLoader, Dataset
 
+from {{ cookiecutter.package_name }}.checkpoint import restore_rng_states, rng_states
+from {{ cookiecutter.package_name }}.data import SyntheticClassification
+from {{ cookiecutter.package_name }}.errors import UserError
+from {{ cookiecutter.package_name }}.repro.seed import seed_everything, worker_init_fn
+
 from repro_helpers import (
     RUN,
     checkpoint_state,
@@ -20,10 +25,6 @@ from repro_helpers import (
     shared_runs,
     tensors_equal,
 )
-from {{ cookiecutter.package_name }}.checkpoint import restore_rng_states, rng_states
-from {{ cookiecutter.package_name }}.data import SyntheticClassification
-from {{ cookiecutter.package_name }}.errors import UserError
-from {{ cookiecutter.package_name }}.repro.seed import seed_everything, worker_init_fn
 
 
 def draws(generator: torch.Generator | None = None) -> tuple:

@@ -13,6 +13,9 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
+from {{ cookiecutter.package_name }}.errors import UserError
+from {{ cookiecutter.package_name }}.repro.resume import merge_overrides, prepare_resume
+
 from repro_helpers import (
     checkpoint_state,
     metric_history,
@@ -22,8 +25,6 @@ from repro_helpers import (
     snapshot,
     tensors_equal,
 )
-from {{ cookiecutter.package_name }}.errors import UserError
-from {{ cookiecutter.package_name }}.repro.resume import merge_overrides, prepare_resume
 
 pytestmark = pytest.mark.slow
 

@@ -11,15 +11,16 @@ import sys
 
 import pytest
 
-from backend_readers import tb_scalars, tb_texts
-from conftest import FAST, ROOT, only_run, project_env, train
-from tracking_runs import BACKENDS, api_run, events, metric_lines, needs, record
 from {{ cookiecutter.package_name }}.errors import UserError
 from {{ cookiecutter.package_name }}.tracking.backends.base import BackendError
 from {{ cookiecutter.package_name }}.tracking.events import EventWriter, read_events
 from {{ cookiecutter.package_name }}.tracking.jsonio import CorruptRunFileError
 from {{ cookiecutter.package_name }}.tracking.shipper import build_backend
 from {{ cookiecutter.package_name }}.tracking.sync import sync_run
+
+from backend_readers import tb_scalars, tb_texts
+from conftest import FAST, ROOT, only_run, project_env, train
+from tracking_runs import BACKENDS, api_run, events, metric_lines, needs, record
 
 
 # --- the hot path ------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from .errors import UserError
 from .resolvers import register_resolvers
 from .sweep_records import JobRecord, completed_job, request_stop, resolve_sweep_dir, stop_reason
 from .tracking.hydra_context import HydraContext, hydra_context
+from .tracking.status import Preempted
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,13 @@ def run_task(cfg: DictConfig, train: Callable[[DictConfig], float]) -> float:
         except UserError as exc:
             print(f"ERROR: {exc}", file=sys.stderr)
             sys.exit(1)
+        except KeyboardInterrupt:
+            # The run is recorded as `aborted` and the tracker logged how to resume it: no traceback.
+            print("interrupted (Ctrl-C)", file=sys.stderr)
+            sys.exit(130)
+        except Preempted:
+            print("stopped by SIGTERM (preempted)", file=sys.stderr)
+            sys.exit(143)
     return run_sweep_job(cfg, ctx, train)
 
 

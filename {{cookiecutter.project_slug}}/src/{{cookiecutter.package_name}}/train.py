@@ -80,10 +80,8 @@ def main(cfg: DictConfig) -> float:
                 tracker.update_record(init_from=init_from)
                 tracker.set_tags({"init_from": init_from["run_id"] or init_from["checkpoint"]})
             return fit(cfg, tracker, model, optimizer, scheduler, datamodule, device, resume)
-    except StoppedEarly as exc:
-        console.print(
-            f"run {tracker.run_id} {exc}; continue it with: python train.py resume={tracker.run_id}"
-        )
+    except StoppedEarly:
+        # The tracker has said how the session ended and how to continue it.
         best = tracker.summary.best_value
         return float(best) if best is not None else float("nan")
 

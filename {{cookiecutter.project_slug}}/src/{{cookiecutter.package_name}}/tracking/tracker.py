@@ -201,6 +201,16 @@ class ExperimentTracker:
                 _last_line(error),
                 self.path / "traceback.txt",
             )
+        elif status in (Status.ABORTED, Status.PREEMPTED):
+            # One line that says what happened and how to go on, instead of a traceback.
+            reason = str(exc) or type(exc).__name__
+            log.warning(
+                "run %s %s (%s); continue it with: python train.py resume=%s",
+                self.run_id,
+                status.value,
+                reason,
+                self.run_id,
+            )
         self.finish(status, error)
 
     # --- internals ---------------------------------------------------------------------------------------
