@@ -8,12 +8,12 @@
 from __future__ import annotations
 
 import re
-import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..ids import new_id
 from .events import EVENTS_FILE
 from .jsonio import read_json, write_json
 
@@ -27,8 +27,8 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def new_run_id() -> str:
-    """A short random id: 8 hex characters (4 billion values), unique enough for any one project."""
-    return secrets.token_hex(4)
+    """A short random id: 8 hex characters starting with a letter (1.6 billion values)."""
+    return new_id(8)
 
 
 def safe_name(name: str) -> str:
