@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
+from .tracking.flatten import flatten_raw
 
 SEED_KEY = "seed"
 SKIP_CURVES = ("epoch",)
@@ -389,7 +390,7 @@ def run_report(
         label = f"best {best['metric']} ({best.get('mode')})"
         best_line[label] = f"{fmt(best['value'])} at step {best.get('step')}"
     metric_rows = [(k, last[k]) for k in sorted(last)]
-    backends = _flat(info.get("backends") or {})
+    backends = flatten_raw(info.get("backends") or {})
     written: list[Path] = []
     out_dir = Path(out_dir)
     stem = f"report-{run_id}"
@@ -531,7 +532,7 @@ def sweep_report(
             html_img(png_base64(curves), "learning curves"),
         ]
         if sweep.meta:
-            body += ["<h2>sweep.json</h2>", html_kv(_flat(sweep.meta))]
+            body += ["<h2>sweep.json</h2>", html_kv(flatten_raw(sweep.meta))]
         body += [
             "<h2>Git (first job)</h2>",
             html_kv(info.get("git") or {}),
@@ -576,15 +577,3 @@ def _fmt_time(ts: Any) -> str:
     if not isinstance(ts, (int, float)):
         return ""
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
-
-
-def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if isinstance(data, dict):
-        for key, value in data.items():
-            name = f"{prefix}.{key}" if prefix else str(key)
-            if isinstance(value, dict):
-                out.update(_flat(value, name))
-            else:
-                out[name] = value
-    return out

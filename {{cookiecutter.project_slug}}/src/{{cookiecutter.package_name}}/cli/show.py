@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ..tracking.flatten import flatten_raw
 from .common import DEFAULT_RUNS_DIR, RunsDir, check_runs_dir, emit_json, one_line_errors, stdout_console
 from .records import (
     RunInfo,
@@ -54,7 +55,7 @@ def git_summary(run: RunInfo) -> dict[str, Any]:
 def environment_summary(run: RunInfo) -> dict[str, Any]:
     """The main facts of environment.json; run.json `environment` (the capture's summary) without it."""
     env = read_json_or_empty(run.path / "environment.json")
-    flat = flat_backends(env)
+    flat = flatten_raw(env)
     out: dict[str, Any] = {k: flat[k] for k in ENV_KEYS if flat.get(k) not in (None, "", [])}
     summary = run.record.get("environment")
     if not out and isinstance(summary, dict):
@@ -65,18 +66,6 @@ def environment_summary(run: RunInfo) -> dict[str, Any]:
     if isinstance(packages, (dict, list)):
         out["packages"] = f"{len(packages)} recorded in environment.json"
     return {k: (", ".join(map(str, v)) or "none") if isinstance(v, list) else v for k, v in out.items()}
-
-
-def flat_backends(backends: Any, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if isinstance(backends, dict):
-        for key, value in backends.items():
-            name = f"{prefix}.{key}" if prefix else str(key)
-            if isinstance(value, dict):
-                out.update(flat_backends(value, name))
-            else:
-                out[name] = value
-    return out
 
 
 def details(run: RunInfo) -> dict[str, Any]:
@@ -187,7 +176,7 @@ def print_details(info: dict[str, Any], show_config: bool) -> None:
         key: fmt_time(value)
         if key.endswith(("synced", "time")) and isinstance(value, (int, float))
         else value
-        for key, value in flat_backends(info["backends"]).items()
+        for key, value in flatten_raw(info["backends"]).items()
         if value not in (None, "")
     }
     console.print(

@@ -1,4 +1,4 @@
-"""Nested config -> flat `a.b.c` keys, the form every backend's params take."""
+"""Nested mappings -> flat `a.b.c` keys: for backend params (`flatten`) and for display (`flatten_raw`)."""
 
 from __future__ import annotations
 
@@ -16,4 +16,18 @@ def flatten(data: Mapping[str, Any], prefix: str = "", sep: str = ".") -> dict[s
             out[name] = "[" + ", ".join(map(str, value)) + "]"
         else:
             out[name] = value
+    return out
+
+
+def flatten_raw(data: Any, prefix: str = "") -> dict[str, Any]:
+    """Flat `a.b.c` keys with the leaf values as they are (lists stay lists, empty mappings add nothing):
+    what the runs CLI and reports show. A non-mapping gives an empty result."""
+    out: dict[str, Any] = {}
+    if isinstance(data, dict):
+        for key, value in data.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if isinstance(value, dict):
+                out.update(flatten_raw(value, name))
+            else:
+                out[name] = value
     return out
