@@ -21,7 +21,7 @@ from typing import Any
 
 from .errors import UserError
 from .tracking.jsonio import CorruptRunFileError, read_json, write_json
-from .tracking.run_dir import RUN_FILE
+from .tracking.run_dir import RUN_FILE, id_from_name
 
 SWEEP_FILE = "sweep.json"
 JOBS_DIR = "jobs"
@@ -60,7 +60,7 @@ def job_key(overrides: list[str]) -> tuple[tuple[str, str], ...]:
 
 # --- sweep.json --------------------------------------------------------------------------------------------
 def sweep_id_of(sweep_dir: Path) -> str:
-    return Path(sweep_dir).name.rsplit("-", 1)[-1]
+    return id_from_name(sweep_dir)
 
 
 def read_sweep(sweep_dir: Path) -> dict[str, Any]:
@@ -168,7 +168,7 @@ class JobRecord:
         run = find_job_run(self.sweep_dir, self.data["job_num"], self.data["pid"], self.data["start_time"])
         if run is not None:
             fields.setdefault("run_dir", run.name)
-            fields.setdefault("run_id", run.name.rsplit("-", 1)[-1])
+            fields.setdefault("run_id", id_from_name(run))
         self.write(
             status=status,
             end_time=now,

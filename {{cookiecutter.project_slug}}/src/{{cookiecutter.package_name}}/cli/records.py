@@ -20,7 +20,7 @@ from ..errors import UserError
 from ..tracking.events import EVENTS_FILE
 from ..tracking.jsonio import CorruptRunFileError
 from ..tracking.liveness import effective_status
-from ..tracking.run_dir import CONFIG_FILE, RUN_FILE, SUMMARY_FILE
+from ..tracking.run_dir import CONFIG_FILE, RUN_FILE, SUMMARY_FILE, id_from_name
 
 SWEEPS_DIR = "sweeps"
 SWEEP_FILE = "sweep.json"
@@ -139,7 +139,7 @@ class RunInfo:
 
     @property
     def id(self) -> str:
-        return str(self.record.get("id") or self.path.name.rsplit("-", 1)[-1])
+        return str(self.record.get("id") or id_from_name(self.path))
 
     @property
     def name(self) -> str:
@@ -208,7 +208,7 @@ class RunInfo:
         sweep = self.record.get("sweep")
         if isinstance(sweep, dict) and sweep.get("id"):
             return str(sweep["id"])
-        return self.sweep_dir.name.rsplit("-", 1)[-1] if self.sweep_dir else None
+        return id_from_name(self.sweep_dir) if self.sweep_dir else None
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -442,7 +442,7 @@ class SweepInfo:
 
     @property
     def id(self) -> str:
-        return str(self.meta.get("id") or self.path.name.rsplit("-", 1)[-1])
+        return str(self.meta.get("id") or id_from_name(self.path))
 
     @property
     def name(self) -> str:

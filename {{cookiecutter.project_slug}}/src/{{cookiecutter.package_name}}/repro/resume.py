@@ -22,7 +22,7 @@ from ..tracking.hydra_context import hydra_context
 from ..tracking.jsonio import CorruptRunFileError
 from ..tracking.liveness import is_dead
 from ..tracking.lookup import find_run
-from ..tracking.run_dir import RunDir
+from ..tracking.run_dir import RunDir, id_from_name
 from ..tracking.status import Status
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ def prepare_resume(cfg: DictConfig) -> tuple[DictConfig, ResumePoint]:
     checkpoint, or when this session's config differs from the run's in a way that changes the model.
     """
     run_dir, record = load_run(str(cfg.resume), Path(cfg.paths.runs_dir))
-    run_id = record.get("id", run_dir.path.name.rsplit("-", 1)[-1])
+    run_id = record.get("id", id_from_name(run_dir.path))
     if record.get("status") == Status.RUNNING.value and not is_dead(record):
         raise UserError(f"run {run_id} is still running (pid {record.get('pid')}); not resuming it")
     checkpoint = run_dir.checkpoints / LAST_CHECKPOINT
@@ -210,7 +210,7 @@ def resolve_init_from(ref: str, runs_dir: Path) -> tuple[Path, str | None, Path 
     path = Path(str(ref)).expanduser()
     if path.is_file():
         run_dir = path.parent.parent if path.parent.name == "checkpoints" else None
-        run_id = run_dir.name.rsplit("-", 1)[-1] if run_dir and (run_dir / "run.json").is_file() else None
+        run_id = id_from_name(run_dir) if run_dir and (run_dir / "run.json").is_file() else None
         return path.resolve(), run_id, run_dir.resolve() if run_id and run_dir else None
     run_dir, record = load_run(str(ref), runs_dir)
     checkpoint = run_dir.checkpoints / LAST_CHECKPOINT

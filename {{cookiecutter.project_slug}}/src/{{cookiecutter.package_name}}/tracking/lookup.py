@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import UserError
-from .run_dir import RUN_FILE, RunDir
+from .run_dir import RUN_FILE, RunDir, id_from_name
 
 
 def iter_run_dirs(runs_dir: Path) -> Iterator[RunDir]:
@@ -21,7 +21,7 @@ def iter_run_dirs(runs_dir: Path) -> Iterator[RunDir]:
 
 def run_id_of(run_dir: RunDir) -> str:
     """The id is the last dash-separated part of the folder name (read without opening run.json)."""
-    return run_dir.path.name.rsplit("-", 1)[-1]
+    return id_from_name(run_dir.path)
 
 
 def find_run(ref: str, runs_dir: Path) -> RunDir:

@@ -31,6 +31,11 @@ def new_run_id() -> str:
     return new_id(8)
 
 
+def id_from_name(path: Path | str) -> str:
+    """The id in a run or sweep directory's name (`<YYYYmmdd-HHMMSS>-<name>-<id>`): its last dash-part."""
+    return Path(path).name.rsplit("-", 1)[-1]
+
+
 def safe_name(name: str) -> str:
     """A run name made safe for a folder name; the original stays in run.json."""
     return _UNSAFE.sub("-", str(name)).strip("-")[:60] or "run"

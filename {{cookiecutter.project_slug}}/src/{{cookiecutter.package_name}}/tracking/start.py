@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..errors import UserError
 from .hydra_context import hydra_context
 from .liveness import is_dead
-from .run_dir import RunDir
+from .run_dir import RunDir, id_from_name
 from .status import Status
 from .summary import Summary
 from .tracker import ExperimentTracker, _now, base_record
@@ -79,12 +79,12 @@ def start_run(cfg: DictConfig, resume: ResumePoint | None = None) -> ExperimentT
     else:
         parent = ctx.sweep_dir if ctx.sweep_dir is not None else runs_dir
         run_dir = RunDir.create(parent, cfg.name)
-        record = base_record(run_dir.path.name.rsplit("-", 1)[-1], str(cfg.name), list(cfg.get("tags") or []))
+        record = base_record(id_from_name(run_dir.path), str(cfg.name), list(cfg.get("tags") or []))
         record["rerun_of"] = cfg.get("rerun_of")  # set by `runs rerun`: the run this one repeats
         if ctx.sweep_dir is not None:
             record["sweep"] = {
                 "dir": str(ctx.sweep_dir),
-                "id": ctx.sweep_dir.name.rsplit("-", 1)[-1],
+                "id": id_from_name(ctx.sweep_dir),
                 "job_num": ctx.job_num,
             }
 
