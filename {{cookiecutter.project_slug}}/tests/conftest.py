@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -68,7 +67,10 @@ def only_run(runs_dir: Path) -> Path:
 
 
 def read_events(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    """Every event of a run, decoded like the shipper reads them (metrics lines carry packed values)."""
+    from {{ cookiecutter.package_name }}.tracking.events import read_events as read
+
+    return [event for _, event in read(Path(run_dir) / "events.jsonl")]
 
 
 @pytest.fixture

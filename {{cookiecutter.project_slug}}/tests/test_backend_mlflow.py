@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+from {{ cookiecutter.package_name }}.tracking.events import log_size
 from {{ cookiecutter.package_name }}.tracking.flatten import flatten
 from {{ cookiecutter.package_name }}.tracking.sync import sync_run
 
@@ -129,7 +130,7 @@ def server_run(tmp_path_factory):
         try:
             cursor = run_dir / "shipper" / "mlflow.json"
             wait_for(
-                lambda: json.loads(cursor.read_text())["offset"] == (run_dir / "events.jsonl").stat().st_size,
+                lambda: json.loads(cursor.read_text())["offset"] == log_size(run_dir / "events.jsonl"),
                 what="MLflow to have everything logged so far",
             )
             live_ids = record(run_dir)["backends"]["mlflow"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shlex
 import shutil
 
@@ -18,7 +17,7 @@ from cli_helpers import (
     run_id,
     summary,
 )
-from conftest import ROOT, project_env
+from conftest import ROOT, project_env, read_events
 
 # The session fixture `cli_runs` (real runs made once for all the CLI test modules) lives there.
 pytest_plugins = ["cli_helpers"]
@@ -121,7 +120,7 @@ def test_sync_replays_a_local_run_into_tensorboard_once(cli_runs, sync_available
     log_dirs = [p.parent for p in run_dir.rglob("events.out.tfevents.*")]
     assert log_dirs
     scalars = tb_scalars(log_dirs[0])
-    events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    events = read_events(run_dir)
     logged = [
         (e["step"], e["data"]["val/acc"]) for e in events if e["type"] == "metrics" and "val/acc" in e["data"]
     ]

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from conftest import FAST, ROOT, only_run, project_env, train
+from conftest import FAST, ROOT, only_run, project_env, read_events, train
 
 ALL_BACKENDS = ("tensorboard", "mlflow", "wandb")
 
@@ -75,7 +75,7 @@ def record(run_dir: Path) -> dict[str, Any]:
 
 
 def events(run_dir: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (Path(run_dir) / "events.jsonl").read_text().splitlines()]
+    return read_events(Path(run_dir))
 
 
 # --- runs made in-process through the tracker API ----------------------------------------------------------

@@ -47,7 +47,7 @@ from queue import Empty, Queue
 from typing import Any
 
 from .backends.base import Backend, BackendError, RunInfo
-from .events import EventWriter, read_events
+from .events import EventWriter, log_size, read_events
 from .jsonio import CorruptRunFileError, read_json, write_json
 from .run_dir import RunDir
 from .status import Status
@@ -285,10 +285,9 @@ class Pump:
             if self.pump():
                 continue
             # Nothing left for the channels that are due; wait for those pausing after a failure, if any.
-            try:
-                size = self.events_file.stat().st_size
-            except FileNotFoundError:
+            if not self.events_file.exists():
                 return
+            size = log_size(self.events_file)
             now = time.monotonic()
             retries = [
                 c.next_try for c in self.channels if c.active and c.cursor.offset < size and c.next_try > now
@@ -310,16 +309,8 @@ def final_status_after(events_file: Path, offset: int) -> str | None:
 
 def mark_crashed(run_dir: RunDir, reason: str) -> str:
     """Append a `crashed` status event and set run.json's status: the training process died without a word."""
-    path = run_dir.events_file
-    # A write cut by the crash (e.g. disk full) leaves a partial line: end it so our event stays readable.
-    if path.exists() and path.stat().st_size:
-        with open(path, "rb") as f:
-            f.seek(-1, os.SEEK_END)
-            if f.read(1) != b"\n":
-                fd = os.open(path, os.O_WRONLY | os.O_APPEND)
-                os.write(fd, b"\n")
-                os.close(fd)
-    writer = EventWriter(path)
+    # Opening the log drops the unwritten tail of the dead writer's map and ends a line cut by the crash.
+    writer = EventWriter(run_dir.events_file, memory_map=False)
     writer.write("status", {"status": Status.CRASHED.value, "error": reason})
     writer.close()
     settle_record(run_dir, Status.CRASHED.value, reason)
@@ -389,10 +380,7 @@ class Shipper:
         # The package's folder on the child's path, whether the package is installed or only on sys.path.
         package_parent = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
-        try:
-            session_offset = run_dir.events_file.stat().st_size
-        except FileNotFoundError:
-            session_offset = 0
+        session_offset = log_size(run_dir.events_file)
         wait = bool(opts["wait_for_backends"])
         proc = subprocess.Popen(
             [sys.executable, "-m", f"{__package__}.shipper", str(run_dir.path)],

@@ -111,7 +111,10 @@ def start_run(cfg: DictConfig, resume: ResumePoint | None = None) -> ExperimentT
     run_dir.write(record)
 
     monitor = cfg.get("monitor") or {}
-    tracker = ExperimentTracker(run_dir, record, monitor.get("metric"), monitor.get("mode", "max"))
+    memory_map = bool(OmegaConf.select(cfg, "tracking.memory_map", default=True))
+    tracker = ExperimentTracker(
+        run_dir, record, monitor.get("metric"), monitor.get("mode", "max"), memory_map=memory_map
+    )
     try:
         if not resume_ref:
             tracker.log_params(OmegaConf.to_container(cfg, resolve=True))

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import UserError
 from .backends.base import BackendError
+from .events import log_size
 from .liveness import is_dead
 from .run_dir import RunDir
 from .shipper import (
@@ -80,7 +81,7 @@ def sync_run(run_dir: Path, backend: str, backend_cfg: dict | None = None) -> di
         )
 
     cursor = Cursor.load(rd.path, backend)
-    size = rd.events_file.stat().st_size if rd.events_file.exists() else 0
+    size = log_size(rd.events_file)
     previous = (record.get("backends") or {}).get(backend) or {}
     if (
         status != Status.RUNNING.value
