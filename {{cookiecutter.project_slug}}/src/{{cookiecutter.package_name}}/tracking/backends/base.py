@@ -1,7 +1,8 @@
 """What every backend adapter implements.
 
 Adapters never see the training loop. They receive batches of events read from the run's events.jsonl (the
-same dicts `EventWriter` wrote: seq, time, type, step, data) and translate them into their library's calls.
+dicts `events.read_events` yields: seq, time, type, step, data, with packed metrics already unpacked) and
+translate them into their library's calls.
 The same adapter serves the live shipper, `runs sync` after the fact, and the sweep callback.
 """
 
