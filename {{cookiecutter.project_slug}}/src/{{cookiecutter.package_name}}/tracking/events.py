@@ -72,12 +72,6 @@ class EventWriter:
         # metric names -> (Struct.pack for time + values, the line's %-template)
         self._forms: dict[tuple[str, ...], tuple[Any, bytes]] = {}
 
-    @property
-    def end(self) -> int:
-        """The byte offset where the next event goes: the size of the log's content."""
-        with self._lock:
-            return self._base + (self._mm.tell() if self._mm is not None else 0)
-
     def write(self, type_: str, data: Any, step: int | None = None) -> int:
         """Append one event and return its sequence number."""
         seq = self._next_seq()

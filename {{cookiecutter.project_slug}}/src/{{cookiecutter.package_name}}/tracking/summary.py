@@ -32,13 +32,6 @@ class Summary:
             self.pending.clear()
         return self._last
 
-    def update(self, metrics: dict[str, float], step: int | None) -> bool:
-        """Record a batch of metrics; True when it holds a new best of the monitored metric."""
-        self.last.update(metrics)
-        self.last_step = step
-        value = metrics.get(self.monitor) if self.monitor else None
-        return value is not None and self.observe(value, step)
-
     def observe(self, value: Any, step: int | None) -> bool:
         """Compare a value of the monitored metric with the best so far; True when it is a new best."""
         value = float(value)
