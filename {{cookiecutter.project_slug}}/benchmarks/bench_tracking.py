@@ -13,11 +13,11 @@ logs 10 scalars per step:
 
 Columns: the calling thread's cost per step (µs) and its ratio to the floor; the same call's cost inside a
 loop of ~1 ms CPU-bound training steps (torch, 1 thread), where the step has evicted the logger's code and
-data from the CPU caches; the slowdown of that loop when each step also logs, from short blocks that
-alternate without and with logging (trimmed means, in wall time and in the thread's CPU time); for our
-tracker also start_run() and finish() time (finish waits until every backend has everything), whether every
-backend really holds every point (read back from its own storage), and which backend libraries the training
-process imported (the shipper process imports them, not it).
+data from the CPU caches; the slowdown of that loop when each step also logs, from short blocks without and
+with logging in a shuffled order (trimmed means, in wall time and in the thread's CPU time, with a 95 %
+bootstrap interval); for our tracker also start_run() and finish() time (finish waits until every backend
+has everything), whether every backend really holds every point (read back from its own storage), and which
+backend libraries the training process imported (the shipper process imports them, not it).
 Targets: < 10 µs per step whatever the backends, < 1 % slowdown with all three.
 """
 
@@ -27,6 +27,7 @@ import argparse
 import importlib.util
 import json
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -40,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BACKENDS = ("tensorboard", "mlflow", "wandb")
 LIBRARIES = ("torch", "tensorboard", "mlflow", "wandb")
 N_SCALARS = 10
+ARMS = ("none", "log", "timed")  # the kinds of block in the slowdown measurement
 
 
 def available(name: str) -> bool:
@@ -240,6 +242,23 @@ def trimmed_mean(values: list[float], cut: float = 0.1) -> float:
     return statistics.fmean(values[k : len(values) - k] or values)
 
 
+def slowdown(without: list[float], with_: list[float]) -> float:
+    return trimmed_mean(with_) / trimmed_mean(without) - 1
+
+
+def bootstrap_interval(without: list[float], with_: list[float], n: int = 400) -> tuple[float, float]:
+    """A 95 % interval for the slowdown: the rounds resampled with replacement (each round's blocks kept
+    together, since they ran side by side)."""
+    draw = random.Random(1)
+    rounds = range(len(without))
+    estimates = []
+    for _ in range(n):
+        picked = draw.choices(rounds, k=len(without))
+        estimates.append(slowdown([without[i] for i in picked], [with_[i] for i in picked]))
+    estimates.sort()
+    return estimates[int(0.025 * n)], estimates[int(0.975 * n) - 1]
+
+
 def run_case(name: str, tmp: Path, steps: int, step_ms: float, rounds: int, block: int) -> dict[str, Any]:
     os.environ.setdefault("WANDB_SILENT", "true")
     train_step = Step(step_ms)
@@ -258,29 +277,35 @@ def run_case(name: str, tmp: Path, steps: int, step_ms: float, rounds: int, bloc
             step += 1
         chunks.append((time.perf_counter() - t) / min(100, steps) * 1e6)
     per_step_us = statistics.median(chunks)
-    # 2) ~1 ms training steps, in short blocks that alternate without and with logging (so drift and host
-    # noise hit both alike), timed in wall time and in the training thread's own CPU time (which leaves out
-    # time lost to other processes). Each step makes its metrics dict, as a training loop does (so they are
-    # fresh in the cache, like a loss just read from its tensor), whether it logs them or not. Inside such a
-    # loop the log call runs with the caches full of the step's data: `in_loop_us` is its own time there
-    # (mean over every call, slow ones included).
+    # 2) ~1 ms training steps in short blocks of three kinds, in a shuffled order each round (so drift, host
+    # noise and the block before hit every kind alike): steps that do not log, steps that log, and steps
+    # that log with a stopwatch around the call. Each step makes its metrics dict, as a training loop does
+    # (so they are fresh in the cache, like a loss just read from its tensor), whether it logs them or not.
+    # The slowdown compares the first two kinds (so the stopwatch is not counted), in wall time and in the
+    # training thread's own CPU time (which leaves out time lost to other processes). Inside such a loop
+    # the log call runs with the caches full of the step's data: `in_loop_us` is its own time there, from
+    # the third kind (mean over every call, slow ones included).
     clock, cpu_clock = time.perf_counter, time.thread_time
-    wall: dict[bool, list[float]] = {False: [], True: []}
-    cpu: dict[bool, list[float]] = {False: [], True: []}
+    wall: dict[str, list[float]] = {arm: [] for arm in ARMS}
+    cpu: dict[str, list[float]] = {arm: [] for arm in ARMS}
     in_loop = []
+    order = random.Random(0)
     for _ in range(rounds):
-        for log in (False, True):
+        for arm in order.sample(ARMS, len(ARMS)):
             t, c = clock(), cpu_clock()
             for _ in range(block):
                 train_step()
                 values = metrics(step + 1)
-                if log:
+                if arm == "log":
+                    case.log(step + 1, values)
+                    step += 1
+                elif arm == "timed":
                     s = clock()
                     case.log(step + 1, values)
                     in_loop.append(clock() - s)
                     step += 1
-            wall[log].append(clock() - t)
-            cpu[log].append(cpu_clock() - c)
+            wall[arm].append(clock() - t)
+            cpu[arm].append(cpu_clock() - c)
     if isinstance(case, Tracker):
         case.n_logged = step  # type: ignore[attr-defined]
     extra = {"imported": loaded_libraries(), **case.close()}
@@ -288,9 +313,10 @@ def run_case(name: str, tmp: Path, steps: int, step_ms: float, rounds: int, bloc
         "case": name,
         "per_step_us": per_step_us,
         "in_loop_us": statistics.fmean(in_loop) * 1e6,
-        "step_ms": trimmed_mean(wall[False]) / block * 1000,
-        "slowdown": trimmed_mean(wall[True]) / trimmed_mean(wall[False]) - 1,
-        "cpu_slowdown": trimmed_mean(cpu[True]) / trimmed_mean(cpu[False]) - 1,
+        "step_ms": trimmed_mean(wall["none"]) / block * 1000,
+        "slowdown": slowdown(wall["none"], wall["log"]),
+        "slowdown_ci": bootstrap_interval(wall["none"], wall["log"]),
+        "cpu_slowdown": slowdown(cpu["none"], cpu["log"]),
         **extra,
     }
 
@@ -330,6 +356,11 @@ def main() -> None:
     report(results)
 
 
+def interval(bounds: list[float]) -> str:
+    low, high = bounds
+    return f"{low:.1%} to {high:.1%}"
+
+
 def report(results: list[dict[str, Any]]) -> None:
     floor = next((r["per_step_us"] for r in results if r["case"] == "floor"), None)
     raw = {r["case"].split(":", 1)[1]: r["per_step_us"] for r in results if r["case"].startswith("raw:")}
@@ -339,7 +370,7 @@ def report(results: list[dict[str, Any]]) -> None:
         f"{os.cpu_count()} CPUs"
     )
     header = (f"{'case':<34}{'µs/step':>9}{'x floor':>8}{'raw/ours':>9}{'in loop':>8}{'slowdown':>9}"
-              f"{'cpu':>7}{'start s':>8}{'finish s':>9}"
+              f"{'95% interval':>16}{'cpu':>7}{'start s':>8}{'finish s':>9}"
               "  all points in? / libraries in the trainer")  # fmt: skip
     print(header)
     print("-" * len(header))
@@ -360,15 +391,17 @@ def report(results: list[dict[str, Any]]) -> None:
             complete = ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in r["complete"].items()) + ";"
         libraries = "libs: " + (", ".join(r["imported"]) or "none")
         print(f"{name:<34}{r['per_step_us']:>9.1f}{vs_floor:>8}{vs_raw:>9}{r['in_loop_us']:>8.1f}"
-              f"{r['slowdown']:>9.1%}{r['cpu_slowdown']:>7.1%}{start:>8}{finish:>9}"
+              f"{r['slowdown']:>9.1%}{interval(r['slowdown_ci']):>16}{r['cpu_slowdown']:>7.1%}"
+              f"{start:>8}{finish:>9}"
               f"  {complete}  {libraries}")  # fmt: skip
     print(
         "\nµs/step: the calling thread's cost of logging one step. raw/ours: the raw library's over ours"
         "\n(all three: the sum of the three). in loop: µs of the same call between ~1 ms training steps"
         "\n(caches cold). slowdown: wall time of those steps when they also log, over steps that do not"
-        "\n(trimmed means of alternating blocks); cpu: the same in the training thread's own CPU time; the"
-        "\nfloor's figures are the measurement noise. finish s: how long finish() waited for the backends to"
-        "\nhave everything (the shipper's backlog, e.g. MLflow's sqlite store)."
+        "\n(trimmed means of blocks in shuffled order), with a 95 % bootstrap interval over the rounds; cpu:"
+        "\nthe same in the training thread's own CPU time; the floor's figures are the measurement noise."
+        "\nfinish s: how long finish() waited for the backends to have everything (the shipper's backlog,"
+        "\ne.g. MLflow's sqlite store)."
     )
 
 
