@@ -50,6 +50,7 @@ from .backends.base import Backend, BackendError, RunInfo
 from .events import EventWriter, log_size, read_events
 from .jsonio import CorruptRunFileError, read_json, write_json
 from .run_dir import RunDir
+from .run_lock import RunLock
 from .status import Status
 
 log = logging.getLogger(__name__)
@@ -364,12 +365,14 @@ class Shipper:
         backends: dict[str, dict[str, Any]],
         options: Mapping[str, Any] | None = None,
         on_ready: Callable[[dict[str, Any]], None] | None = None,
+        lock: RunLock | None = None,
     ) -> Shipper:
         """Check the backends, start the shipper and (with tracking.wait_for_backends) wait until every
         backend has opened its run. Raises BackendError, one line, for what makes a backend unusable.
 
         `on_ready(ids)` is called (from a helper thread, unless waiting) with {name: ids} once the backends
-        are open; a backend that failed to open has {"error": ...} there instead and is set aside.
+        are open; a backend that failed to open has {"error": ...} there instead and is set aside. The shipper
+        inherits `lock` (the session's run_lock.RunLock), so the run stays locked until it has finished too.
         """
         opts = options_with_defaults(options)
         # Build each adapter here too: a bad _target_ or setting, a package that is not installed, an MLflow
@@ -389,6 +392,7 @@ class Shipper:
             env=env,
             # Its own session: a terminal Ctrl-C (SIGINT to the foreground group) reaches the trainer only.
             start_new_session=True,
+            pass_fds=(lock.fd,) if lock is not None and lock.fd is not None else (),
         )
         shipper = cls(proc, run_dir, opts, list(backends), None if wait else on_ready)
         shipper._send(

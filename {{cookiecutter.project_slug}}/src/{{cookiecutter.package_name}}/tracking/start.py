@@ -13,6 +13,7 @@ from ..errors import UserError
 from .hydra_context import hydra_context
 from .liveness import is_dead
 from .run_dir import RunDir, id_from_name
+from .run_lock import DEFAULT_LOCK_TIMEOUT, RunLock
 from .status import Status
 from .summary import Summary
 from .tracker import ExperimentTracker, _now, base_record
@@ -50,71 +51,91 @@ def start_run(cfg: DictConfig, resume: ResumePoint | None = None) -> ExperimentT
     runs_dir = Path(cfg.paths.runs_dir)
     resume_ref = cfg.get("resume")
     overrides = list(ctx.overrides)
-    if resume_ref:
-        if resume is None:
-            from ..repro.resume import prepare_resume
+    lock_timeout = float(OmegaConf.select(cfg, "tracking.lock_timeout", default=DEFAULT_LOCK_TIMEOUT))
+    lock: RunLock | None = None
+    try:
+        if resume_ref:
+            if resume is None:
+                from ..repro.resume import prepare_resume
 
-            _, resume = prepare_resume(cfg)
-        run_dir = resume.run_dir
-        record = resume.record
-        if record.get("status") == Status.RUNNING.value and not is_dead(record):
-            raise UserError(f"run {record['id']} is still running (pid {record.get('pid')}); not resuming it")
-        overrides = list(resume.overrides)
-        session = {"time": _now(), "overrides": ctx.overrides, "from_step": resume.step}
-        session["from_epoch"] = resume.epoch
-        record.update(
-            status=Status.RUNNING.value,
-            heartbeat=_now(),
-            end_time=None,
-            error=None,
-            resumed=True,
-            resume_step=resume.step,
-            resumes=[*record.get("resumes", []), session],
-        )
-        # This session's captures go next to the run's first ones, with the config it had until now.
-        session_dir = run_dir.path / "resumes" / str(len(record["resumes"]))
-        session_dir.mkdir(parents=True, exist_ok=True)
-        if run_dir.config_file.is_file():
-            shutil.copy2(run_dir.config_file, session_dir / "config.before.yaml")
-    else:
-        parent = ctx.sweep_dir if ctx.sweep_dir is not None else runs_dir
-        run_dir = RunDir.create(parent, cfg.name)
-        record = base_record(id_from_name(run_dir.path), str(cfg.name), list(cfg.get("tags") or []))
-        record["rerun_of"] = cfg.get("rerun_of")  # set by `runs rerun`: the run this one repeats
-        if ctx.sweep_dir is not None:
-            record["sweep"] = {
-                "dir": str(ctx.sweep_dir),
-                "id": id_from_name(ctx.sweep_dir),
-                "job_num": ctx.job_num,
-            }
-
-    OmegaConf.save(cfg, run_dir.config_file, resolve=True)
-    run_dir.overrides_file.write_text(OmegaConf.to_yaml(OmegaConf.create(overrides)), encoding="utf-8")
-    record.update(seed=cfg.get("seed"), overrides=overrides)
-    if resume is None:
-        record.update(capture_run(run_dir, cfg))
-    else:
-        captured = capture_run(run_dir, cfg, dest=session_dir)
-        session.update(
-            git=captured["git"], config_hash=captured["config_hash"], captures=f"resumes/{session_dir.name}"
-        )
-        record["warnings"] = [*record.get("warnings", []), *captured["warnings"]]
-        if captured["git"]["commit"] != (record.get("git") or {}).get("commit"):
-            log.warning("run %s is resumed on a different git commit than it started on", record["id"])
-        if captured["config_hash"] != record.get("config_hash"):
-            log.warning(
-                "run %s is resumed with a different config (hash %s, was %s)",
-                record["id"],
-                captured["config_hash"],
-                record.get("config_hash"),
+                _, resume = prepare_resume(cfg)
+            run_dir = resume.run_dir
+            # An earlier session's shipper may still be draining the log (after a kill): wait for it, then
+            # read the record as it left it.
+            lock = RunLock.acquire(run_dir.events_file, lock_timeout, str(resume.record.get("id")))
+            record = run_dir.read()
+            if record.get("status") == Status.RUNNING.value and not is_dead(record):
+                raise UserError(
+                    f"run {record['id']} is still running (pid {record.get('pid')}); not resuming it"
+                )
+            overrides = list(resume.overrides)
+            session = {"time": _now(), "overrides": ctx.overrides, "from_step": resume.step}
+            session["from_epoch"] = resume.epoch
+            record.update(
+                status=Status.RUNNING.value,
+                heartbeat=_now(),
+                end_time=None,
+                error=None,
+                resumed=True,
+                resume_step=resume.step,
+                resumes=[*record.get("resumes", []), session],
             )
-    run_dir.write(record)
+            # This session's captures go next to the run's first ones, with the config it had until now.
+            session_dir = run_dir.path / "resumes" / str(len(record["resumes"]))
+            session_dir.mkdir(parents=True, exist_ok=True)
+            if run_dir.config_file.is_file():
+                shutil.copy2(run_dir.config_file, session_dir / "config.before.yaml")
+        else:
+            parent = ctx.sweep_dir if ctx.sweep_dir is not None else runs_dir
+            run_dir = RunDir.create(parent, cfg.name)
+            lock = RunLock.acquire(run_dir.events_file, 0, id_from_name(run_dir.path))
+            record = base_record(id_from_name(run_dir.path), str(cfg.name), list(cfg.get("tags") or []))
+            record["rerun_of"] = cfg.get("rerun_of")  # set by `runs rerun`: the run this one repeats
+            if ctx.sweep_dir is not None:
+                record["sweep"] = {
+                    "dir": str(ctx.sweep_dir),
+                    "id": id_from_name(ctx.sweep_dir),
+                    "job_num": ctx.job_num,
+                }
 
-    monitor = cfg.get("monitor") or {}
-    memory_map = bool(OmegaConf.select(cfg, "tracking.memory_map", default=True))
-    tracker = ExperimentTracker(
-        run_dir, record, monitor.get("metric"), monitor.get("mode", "max"), memory_map=memory_map
-    )
+        OmegaConf.save(cfg, run_dir.config_file, resolve=True)
+        run_dir.overrides_file.write_text(OmegaConf.to_yaml(OmegaConf.create(overrides)), encoding="utf-8")
+        record.update(seed=cfg.get("seed"), overrides=overrides)
+        if resume is None:
+            record.update(capture_run(run_dir, cfg))
+        else:
+            captured = capture_run(run_dir, cfg, dest=session_dir)
+            session.update(
+                git=captured["git"],
+                config_hash=captured["config_hash"],
+                captures=f"resumes/{session_dir.name}",
+            )
+            record["warnings"] = [*record.get("warnings", []), *captured["warnings"]]
+            if captured["git"]["commit"] != (record.get("git") or {}).get("commit"):
+                log.warning("run %s is resumed on a different git commit than it started on", record["id"])
+            if captured["config_hash"] != record.get("config_hash"):
+                log.warning(
+                    "run %s is resumed with a different config (hash %s, was %s)",
+                    record["id"],
+                    captured["config_hash"],
+                    record.get("config_hash"),
+                )
+        run_dir.write(record)
+
+        monitor = cfg.get("monitor") or {}
+        memory_map = bool(OmegaConf.select(cfg, "tracking.memory_map", default=True))
+        tracker = ExperimentTracker(
+            run_dir,
+            record,
+            monitor.get("metric"),
+            monitor.get("mode", "max"),
+            memory_map=memory_map,
+            lock=lock,
+        )
+    except BaseException:
+        if lock is not None:  # the tracker did not take it over
+            lock.release()
+        raise
     try:
         if not resume_ref:
             tracker.log_params(OmegaConf.to_container(cfg, resolve=True))
@@ -144,7 +165,9 @@ def start_run(cfg: DictConfig, resume: ResumePoint | None = None) -> ExperimentT
                 tracker.update_record(backends={**(tracker.run_dir.read().get("backends") or {}), **ids})
 
             options = OmegaConf.to_container(cfg.get("tracking") or {}, resolve=True)
-            tracker._shipper = Shipper.launch(run_dir, backends, options, on_ready=record_backends)
+            tracker._shipper = Shipper.launch(
+                run_dir, backends, options, on_ready=record_backends, lock=tracker.lock
+            )
     except BaseException as exc:
         tracker.finish(Status.FAILED, error=f"{type(exc).__name__}: {exc}")
         raise

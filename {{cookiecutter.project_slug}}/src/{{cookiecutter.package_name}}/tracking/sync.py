@@ -17,6 +17,7 @@ from .backends.base import BackendError
 from .events import log_size
 from .liveness import is_dead
 from .run_dir import RunDir
+from .run_lock import DEFAULT_LOCK_TIMEOUT, RunLock
 from .shipper import (
     DEFAULT_OPTIONS,
     Channel,
@@ -59,13 +60,16 @@ def backend_config(run_dir: RunDir, name: str) -> dict[str, Any]:
     return container
 
 
-def sync_run(run_dir: Path, backend: str, backend_cfg: dict | None = None) -> dict:
+def sync_run(
+    run_dir: Path, backend: str, backend_cfg: dict | None = None, lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+) -> dict:
     """Send whatever backend `backend` has not received of the run in `run_dir`, then close its run there
     with the run's final status. Idempotent: a second call finds nothing to send and touches nothing.
 
     Returns {"backend", "run_id", "ids" (the backend's run ids, also stored in run.json), "shipped" (events
     sent now), "status" (what the backend's run was closed with), "up_to_date" (True: nothing to do)}.
-    Raises UserError for a run that is still running, BackendError when the backend cannot take the run.
+    Raises UserError for a run that is still running (or still locked by a shipper after `lock_timeout`
+    seconds), BackendError when the backend cannot take the run.
     """
     rd = RunDir(Path(run_dir).resolve())
     record = rd.read()
@@ -73,13 +77,25 @@ def sync_run(run_dir: Path, backend: str, backend_cfg: dict | None = None) -> di
     if backend == LOCAL:  # the run directory is the local backend: always complete
         return {**result, "ids": {"path": str(rd.path)}, "status": record.get("status"), "up_to_date": True}
 
-    status = str(record.get("status") or Status.RUNNING.value)
-    if status == Status.RUNNING.value and not is_dead(record):
+    if str(record.get("status") or Status.RUNNING.value) == Status.RUNNING.value and not is_dead(record):
         raise UserError(
             f"run {record.get('id')} is still running (pid {record.get('pid')}); "
             "its shipper feeds the backends"
         )
+    # The shipper of the run's last session may still be at work (the run was killed a moment ago, or it
+    # outlived finish_timeout): wait for it rather than race it on the log and the cursors.
+    lock = RunLock.acquire(rd.events_file, lock_timeout, str(record.get("id")))
+    try:
+        return _sync_locked(rd, backend, backend_cfg, result)
+    finally:
+        lock.release()
 
+
+def _sync_locked(
+    rd: RunDir, backend: str, backend_cfg: dict | None, result: dict[str, Any]
+) -> dict[str, Any]:
+    record = rd.read()  # as the last session's shipper left it
+    status = str(record.get("status") or Status.RUNNING.value)
     cursor = Cursor.load(rd.path, backend)
     size = log_size(rd.events_file)
     previous = (record.get("backends") or {}).get(backend) or {}

@@ -25,6 +25,7 @@ from .events import EventWriter
 from .jsonio import write_json
 from .liveness import HEARTBEAT_SECONDS
 from .run_dir import RunDir
+from .run_lock import RunLock
 from .status import Preempted, Status, status_for_exception
 from .summary import Summary
 
@@ -52,6 +53,7 @@ class ExperimentTracker:
         mode: str = "max",
         shipper: Any = None,
         memory_map: bool = True,
+        lock: RunLock | None = None,
     ) -> None:
         self.run_dir = run_dir
         self.run_id: str = record["id"]
@@ -60,6 +62,7 @@ class ExperimentTracker:
         self._events = EventWriter(run_dir.events_file, memory_map)
         self.summary = Summary(monitor, mode, state=run_dir.read_summary() if record.get("resumed") else None)
         self._shipper = shipper
+        self.lock = lock  # run_lock.RunLock: this session's hold on the run, handed on to the shipper
         self._finished = False
         self._step = self.summary.last_step or 0
         self._log_handler: logging.Handler | None = None
@@ -194,6 +197,8 @@ class ExperimentTracker:
             record["duration_s"] = round(ended - record.get("start_time", ended), 3)
             self.update_record(duration_s=record["duration_s"])
         finally:
+            if self.lock is not None:
+                self.lock.release()
             self._restore_signal_handlers()
             self._detach_log_file()
 
