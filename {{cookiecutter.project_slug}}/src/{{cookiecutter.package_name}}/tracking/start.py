@@ -88,8 +88,9 @@ def start_run(cfg: DictConfig, resume: ResumePoint | None = None) -> ExperimentT
         else:
             parent = ctx.sweep_dir if ctx.sweep_dir is not None else runs_dir
             run_dir = RunDir.create(parent, cfg.name)
-            lock = RunLock.acquire(run_dir.events_file, 0, id_from_name(run_dir.path))
-            record = base_record(id_from_name(run_dir.path), str(cfg.name), list(cfg.get("tags") or []))
+            run_id = id_from_name(run_dir.path)
+            lock = RunLock.acquire(run_dir.events_file, 0, run_id)
+            record = base_record(run_id, str(cfg.name), list(cfg.get("tags") or []))
             record["rerun_of"] = cfg.get("rerun_of")  # set by `runs rerun`: the run this one repeats
             if ctx.sweep_dir is not None:
                 record["sweep"] = {
