@@ -31,27 +31,25 @@ _BUSY = (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK)
 class RunLock:
     """An exclusive lock on a run's events.jsonl, held until `release()` (or the holders' exit)."""
 
-    def __init__(self, fd: int | None, path: Path) -> None:
+    def __init__(self, fd: int | None) -> None:
         self.fd = fd  # None: not locked (no flock here)
-        self.path = path
 
     @classmethod
     def acquire(cls, events_file: Path, timeout: float, run_id: str) -> RunLock:
         """Take the lock, waiting up to `timeout` seconds while another session lets go. Raises UserError (one
-        line, naming the holder) when it does not."""
-        path = Path(events_file)
+        line, naming the run) when it does not."""
         if fcntl is None:
-            return cls(None, path)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            return cls(None)
+        fd = os.open(events_file, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + max(0.0, float(timeout))
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return cls(fd, path)
+                return cls(fd)
             except OSError as exc:
                 if exc.errno not in _BUSY:  # the file system cannot lock: go on without
                     os.close(fd)
-                    return cls(None, path)
+                    return cls(None)
             if time.monotonic() >= deadline:
                 os.close(fd)
                 raise UserError(
