@@ -3,24 +3,32 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup test lint format docs bake lock clean
+.PHONY: setup test lint typecheck format docs bake lock clean
 
 setup:  ## create .venv with every pinned dependency (torch CPU build included)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet pip==26.3  # the installer is pinned too
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -c constraints.txt
 
-test:  ## lint, docs build, hooks, and bake + test every generated project in the option matrix
-	$(BIN)/ruff check hooks tests scripts
-	$(BIN)/python -m pytest tests -n 2 --durations=15
+# The kit: plain Python inside the template folder, copied as it is by every bake.
+KIT    := {{cookiecutter.project_slug}}/src/runkit
+PLUGIN := {{cookiecutter.project_slug}}/src/hydra_plugins
+LINTED := hooks tests scripts kit-tests "$(KIT)" "$(PLUGIN)"
+
+test: lint typecheck  ## lint, types, the kit's tests (once), then bake + test every option combination
+	$(BIN)/python -m pytest kit-tests -n 2 --durations=10
+	$(BIN)/python -m pytest tests -n 2 --durations=10
 
 lint:
-	$(BIN)/ruff check hooks tests scripts
-	$(BIN)/ruff format --check hooks tests
+	$(BIN)/ruff check --config ruff.toml $(LINTED)
+	$(BIN)/ruff format --check --config ruff.toml $(LINTED)
+
+typecheck:  ## mypy, strict on the kit
+	$(BIN)/mypy
 
 format:
-	$(BIN)/ruff format hooks tests
-	$(BIN)/ruff check --fix hooks tests
+	$(BIN)/ruff format --config ruff.toml $(LINTED)
+	$(BIN)/ruff check --config ruff.toml --fix $(LINTED)
 
 docs:  ## build the documentation site (fails on any warning)
 	$(BIN)/mkdocs build --strict --site-dir /tmp/site

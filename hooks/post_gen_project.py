@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-PACKAGE = "{{ cookiecutter.package_name }}"
 BACKENDS = {
     "tensorboard": "{{ cookiecutter.use_tensorboard }}" == "yes",
     "mlflow": "{{ cookiecutter.use_mlflow }}" == "yes",
@@ -23,9 +22,7 @@ AUTHOR = ("{{ cookiecutter.author_name }}", "{{ cookiecutter.author_email }}")
 def backend_files(name: str) -> list[str]:
     """Every file that exists only to support one backend; removed when that backend is not chosen."""
     return [
-        f"src/{PACKAGE}/tracking/backends/{name}.py",
         f"configs/tracker/{name}.yaml",
-        f"tests/test_backend_{name}.py",
     ]
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import bake
 from cookiecutter.exceptions import FailedHookException
+
+from conftest import bake
 
 
 @pytest.mark.parametrize(

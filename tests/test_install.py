@@ -11,6 +11,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+
 from conftest import bake
 
 

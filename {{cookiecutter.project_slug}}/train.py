@@ -7,7 +7,7 @@ import hydra
 from omegaconf import DictConfig
 
 # Importing sweep_job registers the OmegaConf resolvers the configs use (sweep_id, sweep_dir).
-from {{ cookiecutter.package_name }}.sweep_job import run_task
+from runkit.sweeps.job import run_task
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")

@@ -50,12 +50,12 @@ def main() -> int:
     import torch  # noqa: F401  (training imports it before the run starts; its import is not capture time)
     from hydra import compose, initialize_config_dir
 
-    from {{ cookiecutter.package_name }}.repro import environment as env_capture
-    from {{ cookiecutter.package_name }}.repro.capture import capture_run
-    from {{ cookiecutter.package_name }}.repro.config_hash import config_hash
-    from {{ cookiecutter.package_name }}.repro.git import git_state, write_diff
-    from {{ cookiecutter.package_name }}.resolvers import register_resolvers
-    from {{ cookiecutter.package_name }}.tracking.run_dir import RunDir
+    from runkit.repro import environment as env_capture
+    from runkit.repro.capture import capture_run
+    from runkit.repro.config_hash import config_hash
+    from runkit.repro.git import git_state, write_diff
+    from runkit.sweeps.resolvers import register_resolvers
+    from runkit.storage.run_dir import RunDir
 
     register_resolvers()
     with tempfile.TemporaryDirectory() as tmp:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-PACKAGE = "{{ cookiecutter.package_name }}"
+PACKAGE = "runkit"
 TARGET_S = 1.0
 
 CONFIG = """name: bench

@@ -168,8 +168,8 @@ class Tracker(Case):
         from hydra import compose, initialize_config_dir
 
         sys.path.insert(0, str(ROOT / "src"))
-        from {{ cookiecutter.package_name }}.resolvers import register_resolvers
-        from {{ cookiecutter.package_name }}.tracking import start_run
+        from runkit.sweeps.resolvers import register_resolvers
+        from runkit.tracking import start_run
 
         self.start_run = start_run
         register_resolvers()
@@ -204,7 +204,7 @@ class Tracker(Case):
 
         run_dir = self.tracker.path
         record = json.loads((run_dir / "run.json").read_text())
-        from {{ cookiecutter.package_name }}.tracking.events import read_events
+        from runkit.storage.events import read_events
 
         steps = sorted(e["step"] for _, e in read_events(run_dir / "events.jsonl") if e["type"] == "metrics")
         out = {"local": len(steps) == self.n_logged and steps == sorted(set(steps))}

@@ -1,11 +1,14 @@
-"""Shared fixtures: real `python train.py` runs in subprocesses, each with its own runs directory."""
+"""Shared helpers for this project's tests: a real `python train.py` in a subprocess, with its own runs dir.
+
+The kit (src/runkit) is tested in the template repository it came from; the tests here cover the science
+code (data, models, configs) and one end-to-end run through the kit.
+"""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,68 +22,25 @@ def project_env(**extra: str) -> dict[str, str]:
     """The environment for a subprocess: src/ importable without installing, W&B offline, no colour codes."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    env.update(
-        {
-            "WANDB_MODE": "offline",
-            "WANDB_SILENT": "true",
-            "NO_COLOR": "1",
-            "TERM": "dumb",
-            "COLUMNS": "200",
-            "HYDRA_FULL_ERROR": "0",
-        }
-    )
+    env.update({"WANDB_MODE": "offline", "WANDB_SILENT": "true", "NO_COLOR": "1", "TERM": "dumb"})
     env.update(extra)
     return env
 
 
-def train(
-    runs_dir: Path,
-    *overrides: str,
-    check: bool = True,
-    timeout: float = 300,
-    env: dict[str, str] | None = None,
-) -> subprocess.CompletedProcess[str]:
+def train(runs_dir: Path, *overrides: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run `python train.py` for real, writing its runs under runs_dir."""
-    # Hydra's flags (-m, --multirun) must come before the first override.
-    flags = [o for o in overrides if o.startswith("-")]
-    rest = [o for o in overrides if not o.startswith("-")]
-    cmd = [sys.executable, str(ROOT / "train.py"), *flags, f"paths.runs_dir={runs_dir}", *rest]
-    proc = subprocess.run(
-        cmd, cwd=ROOT, env=env or project_env(), capture_output=True, text=True, timeout=timeout
-    )
+    cmd = [sys.executable, str(ROOT / "train.py"), f"paths.runs_dir={runs_dir}", *overrides]
+    proc = subprocess.run(cmd, cwd=ROOT, env=project_env(), capture_output=True, text=True, timeout=600)
     if check and proc.returncode != 0:
-        raise AssertionError(
-            f"train.py failed ({proc.returncode}):\nSTDOUT:\n{proc.stdout}\nSTDERR:\n{proc.stderr}"
-        )
+        raise AssertionError(f"train.py failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
-
-
-def run_dirs(runs_dir: Path) -> list[Path]:
-    """Run directories directly under runs_dir (sweeps are not included), oldest first."""
-    return sorted(p.parent for p in Path(runs_dir).glob("*/run.json"))
-
-
-def only_run(runs_dir: Path) -> Path:
-    dirs = run_dirs(runs_dir)
-    assert len(dirs) == 1, f"expected one run under {runs_dir}, found {dirs}"
-    return dirs[0]
-
-
-def read_events(run_dir: Path) -> list[dict]:
-    """Every event of a run, decoded like the shipper reads them (metrics lines carry packed values)."""
-    from {{ cookiecutter.package_name }}.tracking.events import read_events as read
-
-    return [event for _, event in read(Path(run_dir) / "events.jsonl")]
-
-
-@pytest.fixture
-def run_train() -> Callable[..., subprocess.CompletedProcess[str]]:
-    return train
 
 
 @pytest.fixture(scope="session")
 def default_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One real default run (local tracker), shared by the tests that only inspect what it left behind."""
+    """One real run with the project's default tracker, shared by the tests that inspect what it left."""
     runs = tmp_path_factory.mktemp("default") / "runs"
-    train(runs, *FAST, "tracker=local")
-    return only_run(runs)
+    train(runs, *FAST)
+    dirs = sorted(p.parent for p in runs.glob("*/run.json"))
+    assert len(dirs) == 1, dirs
+    return dirs[0]

@@ -8,7 +8,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from {{ cookiecutter.package_name }}.resolvers import register_resolvers
+from runkit.sweeps.resolvers import register_resolvers
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 register_resolvers()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from .errors import UserError
-from .repro.seed import worker_init_fn
+from runkit.errors import UserError
+from runkit.repro.seed import worker_init_fn
 
 
 class DataModule:

@@ -12,13 +12,13 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 from torch import nn
 
-from .checkpoint import load_checkpoint, restore_rng_states, rng_states, save_checkpoint
-from .console import console, summary_table, training_progress
-from .errors import UserError
-from .repro.resume import ResumePoint, init_weights, prepare_resume, restore_training_state
-from .repro.seed import seed_everything
-from .tracking import ExperimentTracker, start_run
-from .tracking.status import Preempted
+from runkit.repro.checkpoint import load_checkpoint, restore_rng_states, rng_states, save_checkpoint
+from runkit.console import console, summary_table, training_progress
+from runkit.errors import UserError
+from runkit.repro.resume import ResumePoint, init_weights, prepare_resume, restore_training_state
+from runkit.repro.seed import seed_everything
+from runkit.tracking import ExperimentTracker, start_run
+from runkit.storage.status import Preempted
 
 log = logging.getLogger(__name__)
 

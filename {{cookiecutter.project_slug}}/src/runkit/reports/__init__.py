@@ -1,0 +1,1 @@
+"""Reports: a run or a sweep rendered to HTML and PDF."""

@@ -1,0 +1,246 @@
+"""Resume (`resume=<run>`: continue the same run in place) and warm starts (`init_from=<run or file>`: a new
+run from old weights). Every check happens before anything is written, so a refused resume changes nothing.
+
+A resumed run gets the run's own config back: the run's recorded overrides are composed again, the overrides
+given on the resume command line are applied on top, and the seed is the one the run used. Keys that would
+change the model or the data it sees must not differ from the run's saved config.yaml.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from runkit.errors import UserError
+from runkit.hydra_context import hydra_context
+from runkit.repro.checkpoint import load_checkpoint
+from runkit.storage.jsonio import CorruptRunFileError
+from runkit.storage.liveness import is_dead
+from runkit.storage.lookup import find_run
+from runkit.storage.run_dir import RunDir, id_from_name
+from runkit.storage.status import Status
+
+log = logging.getLogger(__name__)
+
+LAST_CHECKPOINT = "last.pt"
+# Overrides that only concern one session: never carried from a run's recorded overrides into its resume.
+SESSION_KEYS = frozenset({"resume", "stop_after_epochs"})
+# Config that shapes the model or the data it sees (or what the checkpoint's optimizer/scheduler state means):
+# it must be the same as the run's when resuming it.
+MUST_MATCH = ("model", "data", "seed", "optimizer._target_", "scheduler._target_")
+REQUIRED_STATE = ("model", "optimizer", "scheduler", "epoch", "step", "rng")
+
+
+@dataclass
+class ResumePoint:
+    """A validated resume: the run, its record, and the checkpoint to continue from."""
+
+    run_dir: RunDir
+    record: dict[str, Any]
+    checkpoint: Path
+    state: dict[str, Any] = field(repr=False)
+    overrides: list[str]  # the run's effective overrides, as overrides.yaml will record them
+
+    @property
+    def epoch(self) -> int:
+        return int(self.state["epoch"])
+
+    @property
+    def step(self) -> int:
+        return int(self.state["step"])
+
+    @property
+    def summary(self) -> dict[str, Any] | None:
+        """The metric summary as it was when the checkpoint was written (None for older checkpoints)."""
+        return self.state.get("summary")
+
+
+def _override_key(override: str) -> str:
+    """The key or group an override sets: `+a.b=1` -> `a.b`, `optimizer=sgd` -> `optimizer`."""
+    try:
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        parsed = OverridesParser.create().parse_overrides([override])[0]
+        return parsed.key_or_group if parsed.package is None else f"{parsed.key_or_group}@{parsed.package}"
+    except Exception:  # an override Hydra accepted once but cannot parse now: fall back to the text
+        return override.split("=", 1)[0].lstrip("+~")
+
+
+def merge_overrides(saved: list[str], new: list[str]) -> list[str]:
+    """The run's recorded overrides without the session-only ones and those set again, then the new ones."""
+    new_keys = {_override_key(o) for o in new}
+    kept = [o for o in saved if _override_key(o) not in new_keys and _override_key(o) not in SESSION_KEYS]
+    return [*kept, *new]
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out or {prefix.rstrip("."): {}}
+    return {prefix.rstrip("."): data}
+
+
+def _select(data: dict[str, Any], dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(data, dict) or part not in data:
+            return "<absent>"
+        data = data[part]
+    return data
+
+
+def config_differences(saved: dict[str, Any], current: dict[str, Any], keys=MUST_MATCH) -> list[str]:
+    """`key (run: a, now: b)` for every leaf under `keys` that differs between two resolved configs."""
+    diffs = []
+    for key in keys:
+        old, new = _flatten(_select(saved, key), f"{key}."), _flatten(_select(current, key), f"{key}.")
+        for leaf in sorted(set(old) | set(new)):
+            a, b = old.get(leaf, "<absent>"), new.get(leaf, "<absent>")
+            if a != b:
+                diffs.append(f"{leaf} (run: {a}, now: {b})")
+    return diffs
+
+
+def _plain(value: Any) -> Any:
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+
+def _recompose(cfg: DictConfig, overrides: list[str]) -> DictConfig:
+    """Compose the app's config again from `overrides` (inside a Hydra app; otherwise `cfg` is kept)."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    if not (HydraConfig.initialized() and GlobalHydra.instance().is_initialized()):
+        return cfg
+    from hydra import compose
+
+    try:
+        return compose(config_name=HydraConfig.get().job.config_name, overrides=overrides)
+    except Exception as exc:
+        raise UserError(
+            f"cannot rebuild the run's config from its overrides {overrides}: {exc}".replace("\n", " ")
+        ) from exc
+
+
+def load_run(ref: str, runs_dir: Path) -> tuple[RunDir, dict[str, Any]]:
+    run_dir = find_run(ref, runs_dir)
+    try:
+        return run_dir, run_dir.read()
+    except (OSError, CorruptRunFileError) as exc:
+        raise UserError(f"cannot read run {run_dir.path}: {exc}") from exc
+
+
+def prepare_resume(cfg: DictConfig) -> tuple[DictConfig, ResumePoint]:
+    """Find and check the run named by `cfg.resume`; return its config for this session and the resume point.
+
+    Raises UserError (nothing written) when the run does not exist, is still running, has no readable
+    checkpoint, or when this session's config differs from the run's in a way that changes the model.
+    """
+    run_dir, record = load_run(str(cfg.resume), Path(cfg.paths.runs_dir))
+    run_id = record.get("id", id_from_name(run_dir.path))
+    if record.get("status") == Status.RUNNING.value and not is_dead(record):
+        raise UserError(f"run {run_id} is still running (pid {record.get('pid')}); not resuming it")
+    checkpoint = run_dir.checkpoints / LAST_CHECKPOINT
+    if not checkpoint.is_file():
+        raise UserError(
+            f"cannot resume run {run_id}: it has no checkpoint ({checkpoint} is missing; a run saves one at "
+            f"the end of every epoch). Start a new run instead"
+        )
+    try:
+        state = load_checkpoint(checkpoint)
+    except UserError as exc:
+        raise UserError(f"cannot resume run {run_id}: {exc}") from exc
+    missing = [k for k in REQUIRED_STATE if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise UserError(f"cannot resume run {run_id}: {checkpoint} lacks {', '.join(missing)}")
+    if state.get("run_id") not in (None, run_id):
+        raise UserError(f"cannot resume run {run_id}: {checkpoint} was written by run {state['run_id']}")
+    if not run_dir.config_file.is_file():
+        raise UserError(f"cannot resume run {run_id}: {run_dir.config_file} is missing")
+    saved_cfg = OmegaConf.to_container(OmegaConf.load(run_dir.config_file), resolve=False)
+    saved_overrides = (
+        yaml.safe_load(run_dir.overrides_file.read_text()) if run_dir.overrides_file.is_file() else None
+    ) or list(record.get("overrides") or [])
+
+    new_overrides = list(hydra_context().overrides)
+    new_keys = {_override_key(o) for o in new_overrides}
+    if "seed" not in new_keys and saved_cfg.get("seed") is not None:
+        new_overrides.append(f"seed={saved_cfg['seed']}")  # the seed the run actually used
+    overrides = merge_overrides(list(saved_overrides), new_overrides)
+    session_cfg = _recompose(cfg, overrides)
+    with open_dict(session_cfg):
+        session_cfg.resume = str(run_dir.path)  # the run itself, so `last` cannot move meanwhile
+    sections = {key.split(".")[0] for key in MUST_MATCH}
+    current = {k: _plain(session_cfg[k]) for k in sections if k in session_cfg}
+    diffs = config_differences(saved_cfg, current)
+    if diffs:
+        raise UserError(
+            f"cannot resume run {run_id}: the config differs in what shapes the model or its data: "
+            f"{'; '.join(diffs)}. Drop those overrides, or start a new run with init_from={run_id}"
+        )
+    kept = [o for o in overrides if _override_key(o) not in SESSION_KEYS]
+    point = ResumePoint(run_dir, record, checkpoint, state, kept)
+    log.info("resuming run %s from epoch %d (step %d)", run_id, point.epoch, point.step)
+    if point.epoch >= int(session_cfg.get("epochs", 0)):
+        log.warning(
+            "run %s has trained all its %d epochs: nothing left to train (raise epochs=)", run_id, point.epoch
+        )
+    return session_cfg, point
+
+
+def restore_training_state(state: dict[str, Any], model: Any, optimizer: Any, scheduler: Any) -> None:
+    """Load model, optimizer and scheduler state from a checkpoint; a mismatch is a UserError."""
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+    except (RuntimeError, ValueError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"the checkpoint does not fit this model/optimizer: {first}") from exc
+
+
+def resolve_init_from(ref: str, runs_dir: Path) -> tuple[Path, str | None, Path | None]:
+    """`init_from=<checkpoint file | run dir | run id | last>` -> (checkpoint file, run id, run dir)."""
+    path = Path(str(ref)).expanduser()
+    if path.is_file():
+        run_dir = path.parent.parent if path.parent.name == "checkpoints" else None
+        run_id = id_from_name(run_dir) if run_dir and (run_dir / "run.json").is_file() else None
+        return path.resolve(), run_id, run_dir.resolve() if run_id and run_dir else None
+    run_dir, record = load_run(str(ref), runs_dir)
+    checkpoint = run_dir.checkpoints / LAST_CHECKPOINT
+    if not checkpoint.is_file():
+        raise UserError(
+            f"init_from={ref}: run {record.get('id')} has no checkpoint ({checkpoint} is missing)"
+        )
+    return checkpoint, record.get("id"), run_dir.path
+
+
+def init_weights(ref: str, runs_dir: Path, model: Any) -> dict[str, Any]:
+    """Load only the model weights named by `init_from` into `model`; return what run.json records."""
+    checkpoint, run_id, run_dir = resolve_init_from(ref, runs_dir)
+    state = load_checkpoint(checkpoint)
+    weights = state.get("model") if isinstance(state, dict) and "model" in state else state
+    try:
+        model.load_state_dict(weights)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(
+            f"init_from={ref}: the weights in {checkpoint} do not fit this model: {first}"
+        ) from exc
+    run_id = run_id or (state.get("run_id") if isinstance(state, dict) else None)
+    info = {
+        "ref": str(ref),
+        "run_id": run_id,
+        "checkpoint": str(checkpoint),
+        "path": str(run_dir) if run_dir else None,
+        "epoch": state.get("epoch") if isinstance(state, dict) else None,
+        "step": state.get("step") if isinstance(state, dict) else None,
+    }
+    log.info("initialised the model from %s", checkpoint)
+    return info

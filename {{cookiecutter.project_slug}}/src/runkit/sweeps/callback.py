@@ -1,0 +1,248 @@
+"""Hydra callback for multiruns: the sweep record, backend grouping and the end-of-sweep summary.
+
+Runs in the process that launches the jobs (whatever the launcher):
+- on_multirun_start: creates the sweep directory and sweep.json (overrides grid, launcher, sweeper), and
+  lets each chosen backend open what groups the sweep's runs (MLflow parent run, W&B group, ...); what
+  they return goes to sweep.json["backends"], where each job's shipper finds it.
+- on_multirun_end: reads the jobs back from disk (sweep_summary.py), prints a table, writes summary.csv and
+  summary.md, completes sweep.json, closes the backends' sweep objects, and exits with status 1 when a job
+  did not complete.
+An interrupted sweep (Ctrl-C, an error in Hydra) is still summarised and closed, at interpreter exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from runkit.errors import UserError
+from runkit.sweeps.records import (
+    SUMMARY_MD,
+    clear_stop,
+    find_sweep,
+    job_key,
+    read_sweep,
+    stop_reason,
+    sweep_id_of,
+    write_sweep,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _target_of(node: Any) -> str | None:
+    target = (node or {}).get("_target_") if isinstance(node, dict | DictConfig) else None
+    return str(target) if target else None
+
+
+def sweep_grid(overrides: list[str]) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Split command-line overrides into the swept ones ({key: values}) and the fixed ones ({key: value})."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    grid: dict[str, list[str]] = {}
+    fixed: dict[str, str] = {}
+    for override in OverridesParser.create().parse_overrides(overrides):
+        key = override.get_key_element()
+        if override.is_sweep_override():
+            try:
+                grid[key] = list(override.sweep_string_iterator())
+            except Exception:  # e.g. interval(...) sweeps, meaningful only to a search sweeper
+                grid[key] = [override.get_value_element_as_str()]
+        else:
+            fixed[key] = override.get_value_element_as_str()
+    return grid, fixed
+
+
+class SweepCallback(Callback):
+    """Registered in configs/hydra/default.yaml (hydra.callbacks.sweep)."""
+
+    def __init__(self) -> None:
+        self._state: dict[str, Any] | None = None
+
+    # The launchers pickle Hydra's context, callbacks included, into every job: the backends' sweep objects
+    # stay in the launching process.
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_state": None}
+
+    # --- start -------------------------------------------------------------------------------------------
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            self._start(config)
+        except UserError as exc:
+            if self._state is not None:  # sweep.json exists: say how it ended
+                self._state["ended"] = True
+                record = self._state["record"]
+                record.update(status="failed", end_time=time.time(), stopped=str(exc))
+                write_sweep(self._state["dir"], record)
+            _fail(str(exc))
+
+    def _start(self, config: DictConfig) -> None:
+        from hydra.core.hydra_config import HydraConfig
+
+        HydraConfig.instance().set_config(config)  # `${hydra:...}` in paths.* needs it, as in the launchers
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        policy = config.get("sweep") or {}
+        previous: dict[str, Any] = {}
+        if policy.get("resume"):
+            if not (sweep_dir / "sweep.json").is_file():
+                find_sweep(str(policy.resume), Path(str(config.paths.runs_dir)))  # raises the clear error
+                raise UserError(f"sweep.resume={policy.resume}: {sweep_dir} is not a sweep directory")
+            previous = read_sweep(sweep_dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        clear_stop(sweep_dir)
+
+        overrides = [str(o) for o in config.hydra.overrides.task]
+        if previous and job_key(previous.get("overrides") or []) != job_key(overrides):
+            log.warning(
+                "sweep.resume: these overrides differ from the sweep's first ones (%s); jobs are matched to "
+                "completed ones by their overrides, so unmatched jobs run as new jobs of this sweep",
+                " ".join(previous.get("overrides") or []),
+            )
+        grid, fixed = sweep_grid(overrides)
+        sweeper = config.hydra.get("sweeper")
+        params = sweeper.get("params") if sweeper is not None else None
+        search_space = OmegaConf.to_container(params, resolve=True) if params else None
+        now = time.time()
+        record: dict[str, Any] = {
+            **previous,
+            "id": sweep_id_of(sweep_dir),
+            "name": str(config.name),
+            "dir": str(sweep_dir),
+            "status": "running",
+            "start_time": previous.get("start_time", now),
+            "end_time": None,
+            "argv": list(sys.argv),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),  # the launching process; jobs run here only under the basic launcher
+            "overrides": overrides,
+            "grid": grid,
+            "fixed": fixed,
+            "search_space": search_space,
+            "sweeper": _target_of(sweeper),
+            "launcher": _target_of(config.hydra.get("launcher")),
+            "monitor": {"metric": str(config.monitor.metric), "mode": str(config.monitor.mode)},
+            "fail_fast": bool(policy.get("fail_fast")),
+            "backends": dict(previous.get("backends") or {}),
+        }
+        if previous:
+            record["resumes"] = [*previous.get("resumes", []), {"time": now, "argv": list(sys.argv)}]
+        self._state = {
+            "dir": sweep_dir,
+            "record": record,
+            "pid": os.getpid(),
+            "session_start": now,
+            "always_show": [*grid, *(search_space or {})],
+            "backends": {},
+            "ended": False,
+        }
+        write_sweep(sweep_dir, record)  # before any backend: a failure below still leaves a record
+        self._open_backends(config, previous)
+        write_sweep(sweep_dir, record)
+        atexit.register(self._at_exit)
+
+    def _open_backends(self, config: DictConfig, previous: dict[str, Any]) -> None:
+        from hydra.utils import instantiate
+
+        from runkit.tracking.backends.base import SweepInfo
+        from runkit.tracking.start import chosen_backends
+
+        assert self._state is not None
+        record = self._state["record"]
+        resolved = OmegaConf.to_container(config, resolve=True)
+        assert isinstance(resolved, dict)
+        resolved.pop("hydra", None)
+        for name, spec in chosen_backends(config).items():
+            info = SweepInfo(
+                sweep_id=record["id"],
+                name=record["name"],
+                sweep_dir=self._state["dir"],
+                config=resolved,
+                previous=dict((previous.get("backends") or {}).get(name) or {}),
+            )
+            try:
+                backend = instantiate(spec)
+                record["backends"][name] = dict(backend.open_sweep(info) or {})
+            except Exception as exc:
+                self._close_backends("failed", {})
+                raise UserError(f"tracker {name}: cannot open the sweep: {exc}") from exc
+            self._state["backends"][name] = (backend, info)
+
+    # --- end ---------------------------------------------------------------------------------------------
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self._state is None or self._state["ended"]:
+            return
+        summary = self._finish(None)
+        if not summary.all_completed:
+            counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.counts.items()) if s != "completed")
+            reason = stop_reason(self._state["dir"]) or self._state["record"].get("stopped")
+            why = f" ({reason})" if reason else ""
+            _fail(
+                f"sweep {self._state['record']['id']}: {counts} of {len(summary.rows)} jobs{why}; "
+                f"see {self._state['dir'] / SUMMARY_MD}"
+            )
+
+    def _at_exit(self) -> None:
+        """A sweep that ended without on_multirun_end (Ctrl-C, an exception): summarise and close it."""
+        if self._state is None or self._state["ended"] or os.getpid() != self._state["pid"]:
+            return
+        # How the sweep ended, when Python printed why: Ctrl-C, SIGTERM (tracking.status.Preempted), other.
+        ended_by = type(getattr(sys, "last_value", None)).__name__
+        status = {"KeyboardInterrupt": "aborted", "Preempted": "preempted"}.get(ended_by, "failed")
+        try:
+            self._finish(status)
+        except Exception as exc:  # at exit, never raise
+            print(f"WARNING: could not summarise sweep {self._state['dir']}: {exc}", file=sys.stderr)
+
+    def _finish(self, status: str | None) -> Any:
+        from runkit.console import console
+        from runkit.sweeps.summary import build_summary, summary_tables, write_summary_files
+
+        assert self._state is not None
+        self._state["ended"] = True
+        sweep_dir: Path = self._state["dir"]
+        record = self._state["record"]
+        monitor = record["monitor"]
+        summary = build_summary(sweep_dir, monitor["metric"], monitor["mode"], self._state["always_show"])
+        title = f"sweep {record['id']} ({record['name']})"
+        write_summary_files(summary, sweep_dir, title)
+        for renderable in summary_tables(summary, title, sweep_dir):
+            console.print(renderable)
+        status = status or ("completed" if summary.all_completed else "failed")
+        now = time.time()
+        reason = stop_reason(sweep_dir)
+        record.update(
+            status=status,
+            end_time=now,
+            duration_s=round(now - record["start_time"], 3),
+            stopped=reason,
+            **summary.to_dict(),
+        )
+        write_sweep(sweep_dir, record)
+        clear_stop(sweep_dir)
+        # The backends get the sweep's outcome, not every job (each job is already its own run there).
+        self._close_backends(status, {k: v for k, v in summary.to_dict().items() if k != "jobs"})
+        return summary
+
+    def _close_backends(self, status: str, summary: dict[str, Any]) -> None:
+        assert self._state is not None
+        for name, (backend, info) in list(self._state["backends"].items()):
+            try:
+                backend.close_sweep(info, status, summary)
+            except Exception as exc:  # the sweep's own record is complete; say so and go on
+                print(f"WARNING: tracker {name}: could not close the sweep: {exc}", file=sys.stderr)
+        self._state["backends"] = {}
+
+
+def _fail(message: str) -> None:
+    """One line, exit status 1. SystemExit passes Hydra's callback guard (which only catches Exception)."""
+    print(f"ERROR: {message}", file=sys.stderr)
+    sys.exit(1)

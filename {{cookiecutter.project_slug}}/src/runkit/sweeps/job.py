@@ -1,0 +1,125 @@
+"""The task function's side of a sweep: what one job does around training, under any launcher.
+
+- A single run: bad input (UserError) becomes one `ERROR: ...` line and exit status 1.
+- A job of a multirun: its outcome goes to jobs/<NNNN>-<attempt>.json in the sweep directory. A failed job
+  does NOT raise (Hydra's sweepers would stop the whole sweep): its run is already recorded as `failed`
+  with traceback.txt, and the job returns NaN, which our Optuna sweeper records as a FAILED trial.
+  `sweep.fail_fast=true`, or bad input (a UserError: the same for every job), asks the jobs that have not
+  started yet to skip themselves; the sweep then ends at once with a summary that lists them as `skipped`.
+- `sweep.resume=<sweep dir>`: a job whose overrides match a job that already completed in that sweep is
+  not run again.
+
+Importing this module registers the project's OmegaConf resolvers: launchers that unpickle the task
+function in a fresh process (submitit) resolve the job's config before the task function runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from runkit.errors import UserError
+from runkit.hydra_context import HydraContext, hydra_context
+from runkit.storage.status import Preempted
+from runkit.sweeps.records import JobRecord, completed_job, request_stop, resolve_sweep_dir, stop_reason
+from runkit.sweeps.resolvers import register_resolvers
+
+log = logging.getLogger(__name__)
+
+FAILED = float("nan")  # what a failed or skipped job returns (a sweeper must not take it as a score)
+
+
+def register_sweep_resolvers() -> None:
+    """`${sweep_dir:<sweep.resume>,<runs_dir>,<new dir>}`: the directory a multirun writes to."""
+    register_resolvers()
+    if not OmegaConf.has_resolver("sweep_dir"):
+        OmegaConf.register_new_resolver("sweep_dir", resolve_sweep_dir)
+
+
+register_sweep_resolvers()
+
+
+def run_task(cfg: DictConfig, train: Callable[[DictConfig], float]) -> float:
+    """Run `train(cfg)` as a single run or as one job of a sweep; return the monitored metric's best value."""
+    ctx = hydra_context()
+    if ctx.sweep_dir is None:
+        try:
+            if (cfg.get("sweep") or {}).get("resume"):
+                raise UserError(
+                    "sweep.resume re-runs the unfinished jobs of a sweep: add -m and the sweep's overrides, "
+                    "e.g. `python train.py -m lr=1e-3,1e-4 sweep.resume=<sweep dir>`"
+                )
+            return train(cfg)
+        except UserError as exc:
+            print(f"ERROR: {exc}", file=sys.stderr)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            # The run is recorded as `aborted` and the tracker logged how to resume it: no traceback.
+            print("interrupted (Ctrl-C)", file=sys.stderr)
+            sys.exit(130)
+        except Preempted:
+            print("stopped by SIGTERM (preempted)", file=sys.stderr)
+            sys.exit(143)
+    return run_sweep_job(cfg, ctx, train)
+
+
+def run_sweep_job(cfg: DictConfig, ctx: HydraContext, train: Callable[[DictConfig], float]) -> float:
+    assert ctx.sweep_dir is not None and ctx.job_num is not None
+    sweep_dir, job_num = ctx.sweep_dir, ctx.job_num
+    policy = cfg.get("sweep") or {}
+    label = " ".join(ctx.overrides)
+
+    if policy.get("resume"):
+        done = completed_job(sweep_dir, ctx.overrides)
+        if done is not None:
+            log.info(
+                "job #%d (%s) already completed as run %s: not run again", job_num, label, done["run_id"]
+            )
+            value = done.get("value")
+            return float(value) if value is not None else FAILED
+
+    record = JobRecord(sweep_dir, job_num, ctx.overrides)
+    reason = stop_reason(sweep_dir)
+    if reason is not None:
+        log.warning("job #%d (%s) skipped: %s", job_num, label, reason)
+        record.write(status="skipped", error=f"not run: {reason}", end_time=record.data["start_time"])
+        return FAILED
+
+    record.write()
+    try:
+        value = train(cfg)
+    except UserError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        _record_failure(record, str(exc))
+        request_stop(sweep_dir, f"job #{job_num} stopped the sweep: {exc}")
+        return FAILED
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        _record_failure(record, error)
+        log.error("job #%d (%s) failed: %s", job_num, label, error)
+        if policy.get("fail_fast"):
+            request_stop(sweep_dir, f"sweep.fail_fast: job #{job_num} failed ({error})")
+        return FAILED
+    except BaseException as exc:  # Ctrl-C, SIGTERM: the sweep itself is being stopped
+        status = {"KeyboardInterrupt": "aborted", "Preempted": "preempted"}.get(type(exc).__name__, "failed")
+        record.finish(status, error=f"{type(exc).__name__}: {exc}")
+        raise
+    value = float(value) if value is not None else FAILED
+    record.finish("completed", value=None if math.isnan(value) else value)
+    return value
+
+
+def _record_failure(record: JobRecord, error: str) -> None:
+    """Record a failed attempt; a failure before the run directory existed keeps its traceback here."""
+    tb_file = record.path.with_suffix(".traceback.txt")
+    tb_file.parent.mkdir(parents=True, exist_ok=True)
+    tb_file.write_text(traceback.format_exc(), encoding="utf-8")
+    fields: dict[str, Any] = {"error": error.strip().splitlines()[0] if error.strip() else error}
+    fields["traceback"] = tb_file.relative_to(record.sweep_dir).as_posix()
+    record.finish("failed", **fields)

@@ -1,0 +1,222 @@
+"""Weights & Biases: one W&B run per run, offline by default (its files inside the run directory).
+
+- `id` = our run id (so resume and `runs sync` reach the same W&B run), name `<name>-<id>`, group = the
+  sweep for sweep jobs, our tags as W&B tags;
+- config = the full resolved config, flattened; metrics logged against `global_step` (our step, set as every
+  metric's x-axis with define_metric), so a resumed run never fights W&B's own monotonic step;
+- figures as images, text and other files saved with the run, checkpoints as a `model-<id>` artifact with
+  the aliases `last` and `best` (by default the final ones, at close: one version each instead of one per
+  epoch; `checkpoints: all` sends every one, `none` none);
+- final status as the exit code (0 completed; 1 failed/crashed; 255 aborted/preempted, which W&B shows as
+  killed) and our exact status in the summary's `run_status`;
+- `mode: online` needs an API key (`wandb login` or WANDB_API_KEY); offline runs go up with `wandb sync`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from runkit.flatten import flatten
+from runkit.tracking.backends.base import Backend, BackendError, RunInfo, SweepInfo, require_package
+
+EXIT_CODES = {"completed": 0, "failed": 1, "crashed": 1, "aborted": 255, "preempted": 255}
+MODES = ("offline", "online", "disabled", "shared")
+# W&B keeps staged artifact files and caches in the user's home by default; an offline run keeps them in its
+# own folder instead (unless the user set these), so the run directory holds everything `wandb sync` needs.
+_DIR_VARIABLES = {"WANDB_DATA_DIR": "data", "WANDB_CACHE_DIR": "cache", "WANDB_ARTIFACT_DIR": "artifacts"}
+_USER_SET = {name for name in _DIR_VARIABLES if os.environ.get(name)}
+
+
+class WandbBackend(Backend):
+    name = "wandb"
+
+    def __init__(
+        self,
+        project: str,
+        entity: str | None = None,
+        mode: str = "offline",
+        dir: str | None = None,  # W&B's own name for it
+        job_type: str | None = "train",
+        checkpoints: str = "end",
+    ) -> None:
+        if mode not in MODES:
+            raise BackendError(f"tracker.wandb.mode={mode!r} is not one of {', '.join(MODES)}")
+        if checkpoints not in ("end", "all", "none"):
+            raise BackendError(f"tracker.wandb.checkpoints={checkpoints!r} is not one of end, all, none")
+        self.project, self.entity, self.mode = str(project), entity, mode
+        self.dir = dir
+        self.job_type = job_type
+        self.checkpoints = checkpoints
+        self._run: Any = None
+        self._run_dir: Path | None = None
+        self._pending: dict[str, Path] = {}  # alias -> checkpoint file, sent at close
+        self._wandb: Any = None
+        self._saved_env: dict[str, str | None] = {}
+
+    # --- lifecycle ---------------------------------------------------------------------------------------
+    def preflight(self) -> None:
+        require_package("wandb", self.name)
+        if self.mode == "online" and not _has_api_key():
+            raise BackendError(
+                "tracker.wandb.mode=online needs a W&B API key: run `wandb login` or set WANDB_API_KEY "
+                "(or keep tracker.wandb.mode=offline and `wandb sync` later)"
+            )
+
+    def _import(self) -> Any:
+        try:
+            import wandb
+        except ImportError as exc:
+            raise BackendError(
+                f"tracker=wandb needs the wandb package ({exc}): pip install -e '.[wandb]'"
+            ) from exc
+        self._wandb = wandb
+        return wandb
+
+    def open(self, run: RunInfo) -> dict[str, Any]:
+        wandb = self._import()
+        self._run_dir = Path(run.run_dir)
+        base = Path(self.dir) if self.dir else self._run_dir
+        (base / "wandb").mkdir(parents=True, exist_ok=True)
+        if self.mode == "offline":
+            for variable, sub in _DIR_VARIABLES.items():
+                if variable not in _USER_SET:
+                    self._saved_env[variable] = os.environ.get(variable)
+                    os.environ[variable] = str(base / "wandb" / sub)
+        group = None
+        if run.sweep:
+            sweep_ids = (run.sweep.get("backends") or {}).get(self.name) or {}
+            group = sweep_ids.get("group") or f"sweep-{run.sweep.get('id')}"
+        try:
+            self._run = wandb.init(
+                project=self.project,
+                entity=self.entity or None,
+                mode=self.mode,
+                dir=str(base),
+                id=run.run_id,
+                name=f"{run.name}-{run.run_id}",
+                group=group,
+                job_type=self.job_type,
+                tags=[str(t)[:64] for t in run.tags],
+                config=_config(run.config),
+                resume="allow",
+                settings=wandb.Settings(silent=True, console="off", save_code=False),
+            )
+        except Exception as exc:
+            hint = (
+                " (log in with `wandb login`, or use tracker.wandb.mode=offline)"
+                if self.mode == "online"
+                else ""
+            )
+            raise BackendError(f"W&B could not start run {run.run_id}: {exc}{hint}") from exc
+        self._run.define_metric("global_step")
+        self._run.define_metric("*", step_metric="global_step")
+        ids: dict[str, Any] = {"id": run.run_id, "project": self.project, "mode": self.mode}
+        if self.entity:
+            ids["entity"] = self.entity
+        ids["dir"] = str(Path(self._run.dir).parent)  # wandb/offline-run-<time>-<id>/ (or run-...)
+        if self.mode == "online" and getattr(self._run, "url", None):
+            ids["url"] = self._run.url
+        return ids
+
+    def write(self, events: list[dict[str, Any]]) -> None:
+        row: dict[str, Any] = {}
+        row_step: int | None = None
+        for event in events:
+            kind, data, step = event.get("type"), event.get("data") or {}, event.get("step")
+            if kind == "metrics":
+                step = int(step or 0)
+                if row and step != row_step:
+                    self._log(row, row_step)
+                    row = {}
+                row.update(data)
+                row_step = step
+            elif kind == "params":
+                self._run.config.update(_config(data), allow_val_change=True)
+            elif kind == "tags":
+                labels = [f"{k}:{v}" if v not in ("", None) else str(k) for k, v in data.items()]
+                self._run.tags = tuple(dict.fromkeys([*(self._run.tags or ()), *(t[:64] for t in labels)]))
+            elif kind == "artifact":
+                if row:  # keep the order: metrics logged before an image come first
+                    self._log(row, row_step)
+                    row = {}
+                self._artifact(data, step)
+        if row:
+            self._log(row, row_step)
+
+    def close(self, status: str) -> None:
+        if self._run is None:
+            return
+        for alias, path in self._pending.items():
+            self._checkpoint(path, [alias])
+        self._pending.clear()
+        self._run.summary["run_status"] = status
+        if status == "preempted":
+            self._run.mark_preempting()
+        self._run.finish(exit_code=EXIT_CODES.get(status, 1))
+        self._run = None
+        for variable, value in self._saved_env.items():  # this run's folders are not the next one's
+            if value is None:
+                os.environ.pop(variable, None)
+            else:
+                os.environ[variable] = value
+        self._saved_env.clear()
+
+    def open_sweep(self, sweep: SweepInfo) -> dict[str, Any]:
+        # A sweep is a W&B group: every job's run joins it (see open).
+        return {"group": f"sweep-{sweep.sweep_id}"}
+
+    # --- translation -------------------------------------------------------------------------------------
+    def _log(self, row: dict[str, Any], step: int | None) -> None:
+        self._run.log({**row, "global_step": step if step is not None else 0})
+
+    def _artifact(self, data: dict[str, Any], step: Any) -> None:
+        assert self._run_dir is not None
+        wandb = self._wandb
+        rel = str(data.get("path", ""))
+        source = self._run_dir / rel
+        kind = data.get("kind", "file")
+        if kind == "checkpoint":
+            aliases = list(data.get("aliases") or [Path(rel).stem])
+            if self.checkpoints == "all":
+                self._checkpoint(source, aliases)
+            elif self.checkpoints == "end":
+                self._pending.update({alias: source for alias in aliases})
+            return
+        if not source.exists():
+            return
+        if kind == "figure":
+            name = str(data.get("name") or source.stem)
+            self._run.log({f"figures/{name}": wandb.Image(str(source)), "global_step": int(step or 0)})
+        else:
+            self._run.save(str(source), base_path=str(self._run_dir), policy="now")
+
+    def _checkpoint(self, source: Path, aliases: list[str]) -> None:
+        if not source.is_file():
+            return
+        wandb = self._wandb
+        artifact = wandb.Artifact(f"model-{self._run.id}", type="model", metadata={"file": source.name})
+        artifact.add_file(str(source), name=f"{aliases[0]}{source.suffix}")
+        self._run.log_artifact(artifact, aliases=aliases)
+
+
+def _config(params: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: v if isinstance(v, (bool, int, float, str)) or v is None else str(v)
+        for k, v in flatten(params).items()
+    }
+
+
+def _has_api_key() -> bool:
+    """An API key in the environment or in ~/.netrc for the W&B host (what `wandb login` writes)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    import netrc
+    from urllib.parse import urlparse
+
+    host = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname or "api.wandb.ai"
+    try:
+        return netrc.netrc(os.environ.get("NETRC")).authenticators(host) is not None
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False

@@ -1,0 +1,177 @@
+"""start_run(cfg): create (or reopen) the run directory, capture everything, open the backends."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from runkit.errors import UserError
+from runkit.hydra_context import hydra_context
+from runkit.storage.liveness import is_dead
+from runkit.storage.run_dir import RunDir, id_from_name
+from runkit.storage.run_lock import DEFAULT_LOCK_TIMEOUT, RunLock
+from runkit.storage.status import Status
+from runkit.tracking.summary import Summary
+from runkit.tracking.tracker import ExperimentTracker, _now, base_record
+
+if TYPE_CHECKING:
+    from runkit.repro.resume import ResumePoint
+
+log = logging.getLogger(__name__)
+
+LOCAL = "local"
+
+
+def chosen_backends(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config of each chosen backend other than the always-on run directory."""
+    trackers = OmegaConf.to_container(cfg.get("tracker") or {}, resolve=True)
+    return {name: spec for name, spec in trackers.items() if name != LOCAL}
+
+
+def start_run(cfg: DictConfig, resume: ResumePoint | None = None) -> ExperimentTracker:
+    """Start (or, with `resume=...`, continue) the run described by `cfg` and return its tracker.
+
+    Everything that identifies and reproduces the run is on disk before this returns: run.json (status
+    `running`), config.yaml, overrides.yaml, the repro captures, and each backend's run ids. `resume` is the
+    checked resume point (train.main makes it before building the model); without it, `cfg.resume` is checked
+    here.
+    """
+    from runkit.repro.capture import backend_tags, capture_run, project_root
+
+    if OmegaConf.select(cfg, "git.require_clean", default=False):
+        from runkit.repro.git import require_clean
+
+        require_clean(project_root(cfg))  # refuses a dirty tree before anything is created
+
+    ctx = hydra_context()
+    runs_dir = Path(cfg.paths.runs_dir)
+    resume_ref = cfg.get("resume")
+    overrides = list(ctx.overrides)
+    lock_timeout = float(OmegaConf.select(cfg, "tracking.lock_timeout", default=DEFAULT_LOCK_TIMEOUT))
+    lock: RunLock | None = None
+    try:
+        if resume_ref:
+            if resume is None:
+                from runkit.repro.resume import prepare_resume
+
+                _, resume = prepare_resume(cfg)
+            run_dir = resume.run_dir
+            # An earlier session's shipper may still be draining the log (after a kill): wait for it, then
+            # read the record as it left it.
+            lock = RunLock.acquire(run_dir.events_file, lock_timeout, str(resume.record.get("id")))
+            record = run_dir.read()
+            if record.get("status") == Status.RUNNING.value and not is_dead(record):
+                raise UserError(
+                    f"run {record['id']} is still running (pid {record.get('pid')}); not resuming it"
+                )
+            overrides = list(resume.overrides)
+            session = {"time": _now(), "overrides": ctx.overrides, "from_step": resume.step}
+            session["from_epoch"] = resume.epoch
+            record.update(
+                status=Status.RUNNING.value,
+                heartbeat=_now(),
+                end_time=None,
+                error=None,
+                resumed=True,
+                resume_step=resume.step,
+                resumes=[*record.get("resumes", []), session],
+            )
+            # This session's captures go next to the run's first ones, with the config it had until now.
+            session_dir = run_dir.path / "resumes" / str(len(record["resumes"]))
+            session_dir.mkdir(parents=True, exist_ok=True)
+            if run_dir.config_file.is_file():
+                shutil.copy2(run_dir.config_file, session_dir / "config.before.yaml")
+        else:
+            parent = ctx.sweep_dir if ctx.sweep_dir is not None else runs_dir
+            run_dir = RunDir.create(parent, cfg.name)
+            run_id = id_from_name(run_dir.path)
+            lock = RunLock.acquire(run_dir.events_file, 0, run_id)
+            record = base_record(run_id, str(cfg.name), list(cfg.get("tags") or []))
+            record["rerun_of"] = cfg.get("rerun_of")  # set by `runs rerun`: the run this one repeats
+            if ctx.sweep_dir is not None:
+                record["sweep"] = {
+                    "dir": str(ctx.sweep_dir),
+                    "id": id_from_name(ctx.sweep_dir),
+                    "job_num": ctx.job_num,
+                }
+
+        OmegaConf.save(cfg, run_dir.config_file, resolve=True)
+        run_dir.overrides_file.write_text(OmegaConf.to_yaml(OmegaConf.create(overrides)), encoding="utf-8")
+        record.update(seed=cfg.get("seed"), overrides=overrides)
+        if resume is None:
+            record.update(capture_run(run_dir, cfg))
+        else:
+            captured = capture_run(run_dir, cfg, dest=session_dir)
+            session.update(
+                git=captured["git"],
+                config_hash=captured["config_hash"],
+                captures=f"resumes/{session_dir.name}",
+            )
+            record["warnings"] = [*record.get("warnings", []), *captured["warnings"]]
+            if captured["git"]["commit"] != (record.get("git") or {}).get("commit"):
+                log.warning("run %s is resumed on a different git commit than it started on", record["id"])
+            if captured["config_hash"] != record.get("config_hash"):
+                log.warning(
+                    "run %s is resumed with a different config (hash %s, was %s)",
+                    record["id"],
+                    captured["config_hash"],
+                    record.get("config_hash"),
+                )
+        run_dir.write(record)
+
+        monitor = cfg.get("monitor") or {}
+        memory_map = bool(OmegaConf.select(cfg, "tracking.memory_map", default=True))
+        tracker = ExperimentTracker(
+            run_dir,
+            record,
+            monitor.get("metric"),
+            monitor.get("mode", "max"),
+            memory_map=memory_map,
+            lock=lock,
+        )
+    except BaseException:
+        if lock is not None:  # the tracker did not take it over
+            lock.release()
+        raise
+    try:
+        if not resume_ref:
+            tracker.log_params(OmegaConf.to_container(cfg, resolve=True))
+            if record["tags"]:
+                tracker.set_tags(record["tags"])
+            # The capture summary (code version, config hash, seed) as key/value tags, the diff as a file.
+            tracker.set_tags(backend_tags(record, cfg.get("seed")))
+            if record["git"].get("diff"):
+                tracker.log_artifact(run_dir.path / "git.diff", kind="git-diff")
+        elif resume is not None:
+            # Continue the metric summary and the step counter from the checkpoint, and mark in the log where
+            # this session takes over: metrics logged earlier for steps after `from_step` are superseded.
+            if resume.summary is not None:
+                tracker.summary = Summary(monitor.get("metric"), monitor.get("mode", "max"), resume.summary)
+            tracker._step = resume.step
+            mark = {"from_step": resume.step, "from_epoch": resume.epoch, "session": len(record["resumes"])}
+            tracker._events.write("resume", mark, resume.step)
+            tracker.write_summary()
+            if session.get("git", {}).get("diff"):
+                tracker.log_artifact(session_dir / "git.diff", kind="git-diff")
+        backends = chosen_backends(cfg)
+        if backends:
+            from runkit.tracking.shipper import Shipper
+
+            def record_backends(ids: dict[str, Any]) -> None:
+                # Merged: a resumed run keeps the ids of the backends it used in an earlier session only.
+                tracker.update_record(backends={**(tracker.run_dir.read().get("backends") or {}), **ids})
+
+            options = OmegaConf.to_container(cfg.get("tracking") or {}, resolve=True)
+            tracker._shipper = Shipper.launch(
+                run_dir, backends, options, on_ready=record_backends, lock=tracker.lock
+            )
+    except BaseException as exc:
+        tracker.finish(Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+        raise
+    tracker._begin()
+    log.info("run %s -> %s", record["id"], run_dir.path)
+    return tracker

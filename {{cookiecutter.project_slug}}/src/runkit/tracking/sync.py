@@ -1,0 +1,141 @@
+"""Replay a run's events.jsonl into one backend after the fact.
+
+This is the live shipper's code path (Channel, Pump), run in the calling process: it serves `runs sync`, a
+backend that was set aside mid-run, a run whose shipper was killed, and a run made with `tracker=local` that
+should now appear in MLflow, W&B or TensorBoard. The backend's cursor file (shipper/<name>.json) says what it
+already has, and its run ids in run.json are reused, so syncing twice sends nothing twice.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from runkit.errors import UserError
+from runkit.storage.events import log_size
+from runkit.storage.liveness import is_dead
+from runkit.storage.run_dir import RunDir
+from runkit.storage.run_lock import DEFAULT_LOCK_TIMEOUT, RunLock
+from runkit.storage.status import Status
+from runkit.tracking.backends.base import BackendError
+from runkit.tracking.shipper import (
+    DEFAULT_OPTIONS,
+    Channel,
+    Cursor,
+    Pump,
+    build_backend,
+    mark_crashed,
+    one_line,
+    run_info,
+)
+
+LOCAL = "local"
+
+
+def backend_config(run_dir: RunDir, name: str) -> dict[str, Any]:
+    """The resolved settings of backend `name` for a run: its config.yaml's `tracker.<name>` when the run
+    used that backend, else the project's configs/tracker/<name>.yaml resolved against the run's config."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(run_dir.config_file) if run_dir.config_file.exists() else OmegaConf.create()
+    spec = OmegaConf.select(cfg, f"tracker.{name}", default=None)
+    if spec is None:
+        root = OmegaConf.select(cfg, "paths.root", default=None)
+        candidates = [Path(root) / "configs" / "tracker" / f"{name}.yaml"] if root else []
+        candidates.append(Path.cwd() / "configs" / "tracker" / f"{name}.yaml")
+        found = next((path for path in candidates if path.is_file()), None)
+        if found is None:
+            raise BackendError(
+                f"unknown backend {name!r}: the run did not use it and there is no "
+                f"configs/tracker/{name}.yaml under {root or Path.cwd()}"
+            )
+        loaded = OmegaConf.load(found)
+        if name not in loaded:
+            raise BackendError(f"{found} has no `{name}:` section")
+        spec = OmegaConf.merge(cfg, {"tracker": {name: loaded[name]}}).tracker[name]
+    container = OmegaConf.to_container(spec, resolve=True)
+    if not isinstance(container, dict):
+        raise BackendError(f"tracker.{name} of run {run_dir.path} is not a mapping")
+    return container
+
+
+def sync_run(
+    run_dir: Path, backend: str, backend_cfg: dict | None = None, lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+) -> dict:
+    """Send whatever backend `backend` has not received of the run in `run_dir`, then close its run there
+    with the run's final status. Idempotent: a second call finds nothing to send and touches nothing.
+
+    Returns {"backend", "run_id", "ids" (the backend's run ids, also stored in run.json), "shipped" (events
+    sent now), "status" (what the backend's run was closed with), "up_to_date" (True: nothing to do)}.
+    Raises UserError for a run that is still running (or still locked by a shipper after `lock_timeout`
+    seconds), BackendError when the backend cannot take the run.
+    """
+    rd = RunDir(Path(run_dir).resolve())
+    record = rd.read()
+    result: dict[str, Any] = {"backend": backend, "run_id": record.get("id"), "ids": {}, "shipped": 0}
+    if backend == LOCAL:  # the run directory is the local backend: always complete
+        return {**result, "ids": {"path": str(rd.path)}, "status": record.get("status"), "up_to_date": True}
+
+    if str(record.get("status") or Status.RUNNING.value) == Status.RUNNING.value and not is_dead(record):
+        raise UserError(
+            f"run {record.get('id')} is still running (pid {record.get('pid')}); "
+            "its shipper feeds the backends"
+        )
+    # The shipper of the run's last session may still be at work (the run was killed a moment ago, or it
+    # outlived finish_timeout): wait for it rather than race it on the log and the cursors.
+    lock = RunLock.acquire(rd.events_file, lock_timeout, str(record.get("id")))
+    try:
+        return _sync_locked(rd, backend, backend_cfg, result)
+    finally:
+        lock.release()
+
+
+def _sync_locked(
+    rd: RunDir, backend: str, backend_cfg: dict | None, result: dict[str, Any]
+) -> dict[str, Any]:
+    record = rd.read()  # as the last session's shipper left it
+    status = str(record.get("status") or Status.RUNNING.value)
+    cursor = Cursor.load(rd.path, backend)
+    size = log_size(rd.events_file)
+    previous = (record.get("backends") or {}).get(backend) or {}
+    if (
+        status != Status.RUNNING.value
+        and cursor.closed == status
+        and cursor.offset >= size
+        and not cursor.error
+    ):
+        ids = {k: v for k, v in previous.items() if k != "error"}
+        return {**result, "ids": ids, "status": status, "up_to_date": True}
+
+    spec = backend_cfg if backend_cfg is not None else backend_config(rd, backend)
+    adapter = build_backend(backend, spec)
+    try:
+        ids = adapter.open(run_info(rd, backend, record)) or {}
+    except BackendError:
+        raise
+    except ImportError as exc:
+        raise BackendError(
+            f"the {backend} backend needs a package that is not installed ({one_line(exc)}): "
+            f"pip install -e '.[{backend}]'"
+        ) from exc
+    except Exception as exc:
+        raise BackendError(
+            f"the {backend} backend could not open run {record.get('id')}: {one_line(exc)}"
+        ) from exc
+
+    channel = Channel(backend, adapter, rd.path, DEFAULT_OPTIONS["retries"], DEFAULT_OPTIONS["retry_backoff"])
+    pump = Pump(rd.events_file, [channel], DEFAULT_OPTIONS["batch_events"])
+    pump.drain()
+    if status == Status.RUNNING.value:  # dead without a word, and no shipper finished it
+        status = mark_crashed(rd, "the training process ended without a word (found by runs sync)")
+        record = rd.read()
+        pump.drain()
+    channel.close(status)
+
+    backends = dict(record.get("backends") or {})
+    backends[backend] = {**previous, **ids, **channel.report(), "synced": time.time()}
+    rd.update(backends=backends)
+    if channel.error:
+        raise BackendError(f"syncing run {record.get('id')} into {backend} failed: {channel.error}")
+    return {**result, "ids": ids, "shipped": channel.shipped, "status": status, "up_to_date": False}

@@ -1,0 +1,288 @@
+"""The ExperimentTracker: the one object training code talks to.
+
+The tracker writes everything to the run directory first (events.jsonl is the record of truth). Backends
+other than the run directory (TensorBoard, MLflow, W&B) are fed from that log by the shipper, a separate
+process, so the training thread never waits on a backend and a crash of the training process loses nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from runkit.storage.events import EventWriter
+from runkit.storage.jsonio import write_json
+from runkit.storage.liveness import HEARTBEAT_SECONDS
+from runkit.storage.run_dir import RunDir
+from runkit.storage.run_lock import RunLock
+from runkit.storage.status import Preempted, Status, status_for_exception
+from runkit.tracking.summary import Summary
+
+log = logging.getLogger(__name__)
+
+
+def _now() -> float:
+    return time.time()
+
+
+class ExperimentTracker:
+    """Logs params, metrics, artifacts and status of one run to its run directory and every chosen backend.
+
+    Use it as a context manager so the final status follows from how the block ends:
+
+        with start_run(cfg) as tracker:
+            tracker.log_metrics({"train/loss": 0.3}, step=10)
+    """
+
+    def __init__(
+        self,
+        run_dir: RunDir,
+        record: dict[str, Any],
+        monitor: str | None = None,
+        mode: str = "max",
+        shipper: Any = None,
+        memory_map: bool = True,
+        lock: RunLock | None = None,
+    ) -> None:
+        self.run_dir = run_dir
+        self.run_id: str = record["id"]
+        self.name: str = record["name"]
+        self._record_lock = threading.Lock()
+        self._events = EventWriter(run_dir.events_file, memory_map)
+        self.summary = Summary(monitor, mode, state=run_dir.read_summary() if record.get("resumed") else None)
+        self._shipper = shipper
+        self.lock = lock  # run_lock.RunLock: this session's hold on the run, handed on to the shipper
+        self._finished = False
+        self._step = self.summary.last_step or 0
+        self._log_handler: logging.Handler | None = None
+        self._old_signals: dict[int, Any] = {}
+        self._heartbeat_stop = threading.Event()
+        self._heartbeat: threading.Thread | None = None
+
+    # --- identity ----------------------------------------------------------------------------------------
+    @property
+    def path(self) -> Path:
+        return self.run_dir.path
+
+    @property
+    def backends(self) -> dict[str, Any]:
+        """What each backend reported when it opened its run (ids, URLs)."""
+        return self.run_dir.read().get("backends", {})
+
+    # --- logging -----------------------------------------------------------------------------------------
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Log parameters (nested mappings are flattened to `a.b.c` keys) to every backend."""
+        from runkit.flatten import flatten
+
+        self._events.write("params", flatten(params))
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> bool:
+        """Log scalar metrics at a global step (the last step + 1 when omitted). Returns True when the
+        monitored metric improved.
+
+        This is the hot path: one packed line stored into events.jsonl's memory map, one reference kept for
+        the summary, nothing else; it stays inline (no helper calls) because every Python frame counts here.
+        """
+        if step is None:
+            step = self._step + 1
+        self._step = step = int(step)
+        names = tuple(metrics)
+        summary = self.summary
+        summary.pending[names] = self._events.write_metrics(names, metrics.values(), step)
+        summary.last_step = step
+        if summary.monitor in metrics:
+            return summary.observe(metrics[summary.monitor], step)
+        return False
+
+    def set_tags(self, tags: Iterable[str] | Mapping[str, Any]) -> None:
+        """Add tags: a list of labels, or key/value tags."""
+        data = dict(tags) if isinstance(tags, Mapping) else {str(t): "" for t in tags}
+        self._events.write("tags", data)
+
+    def log_artifact(self, path: str | Path, kind: str = "file", name: str | None = None) -> Path:
+        """Record a file (copied into artifacts/ unless it already lives in the run directory)."""
+        src = Path(path).resolve()
+        if not src.exists():
+            raise FileNotFoundError(f"artifact {src} does not exist")
+        if self.path.resolve() in src.parents:
+            dest = src
+        else:
+            dest = self.run_dir.artifacts / (name or src.name)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest)
+        rel = dest.relative_to(self.path.resolve()).as_posix()
+        self._events.write("artifact", {"path": rel, "kind": kind, "name": name or dest.name})
+        return dest
+
+    def log_checkpoint(
+        self, path: str | Path, aliases: Iterable[str] = ("last",), step: int | None = None
+    ) -> None:
+        """Record a checkpoint file inside checkpoints/ under aliases such as `last` and `best`."""
+        rel = Path(path).resolve().relative_to(self.path.resolve()).as_posix()
+        data = {"path": rel, "kind": "checkpoint", "name": Path(path).name, "aliases": list(aliases)}
+        self._events.write("artifact", data, step)
+
+    def log_figure(self, figure: Any, name: str, step: int | None = None) -> Path:
+        """Save a matplotlib figure as figures/<name>.png and send it to every backend."""
+        self.run_dir.figures.mkdir(exist_ok=True)
+        dest = self.run_dir.figures / f"{name}.png"
+        figure.savefig(dest, dpi=100, bbox_inches="tight")
+        self._events.write(
+            "artifact", {"path": dest.relative_to(self.path).as_posix(), "kind": "figure", "name": name}, step
+        )
+        return dest
+
+    def log_text(self, text: str, name: str) -> Path:
+        """Save text as artifacts/<name> (`.txt` added when it has no suffix) and send it to every backend."""
+        filename = name if Path(name).suffix else f"{name}.txt"
+        dest = self.run_dir.artifacts / filename
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text(text, encoding="utf-8")
+        self._events.write(
+            "artifact", {"path": dest.relative_to(self.path).as_posix(), "kind": "text", "name": filename}
+        )
+        return dest
+
+    def write_summary(self) -> None:
+        """Write summary.json (atomically). Called at epoch ends and at finish, not on every step."""
+        write_json(self.run_dir.summary_file, self.summary.to_dict())
+
+    def update_record(self, **fields: Any) -> dict[str, Any]:
+        with self._record_lock:
+            return self.run_dir.update(**fields)
+
+    # --- lifecycle ---------------------------------------------------------------------------------------
+    def _begin(self) -> None:
+        self._attach_log_file()
+        self._install_signal_handlers()
+        self._heartbeat = threading.Thread(target=self._beat, name="tracker-heartbeat", daemon=True)
+        self._heartbeat.start()
+
+    def finish(self, status: Status | str = Status.COMPLETED, error: str | None = None) -> None:
+        """End the run: final status in the log, run.json and every backend. Safe to call more than once."""
+        if self._finished:
+            return
+        self._finished = True
+        status = Status(status)
+        self._heartbeat_stop.set()
+        try:
+            self.write_summary()
+            if error:
+                (self.path / "traceback.txt").write_text(error, encoding="utf-8")
+            self._events.write("status", {"status": status.value, "error": _last_line(error)})
+            self._events.close()
+            # The shipper drains the log into every backend and closes each with this status; what it reports
+            # (e.g. a backend set aside after failing) goes into run.json's `backends`.
+            shipped = self._shipper.close(status.value) if self._shipper is not None else {}
+            ended = _now()
+            record = self.update_record(
+                status=status.value, end_time=ended, heartbeat=ended, error=_last_line(error)
+            )
+            if shipped:
+                backends = record.get("backends") or {}
+                for name, info in shipped.items():
+                    backends[name] = {**backends.get(name, {}), **info}
+                record = self.update_record(backends=backends)
+            record["duration_s"] = round(ended - record.get("start_time", ended), 3)
+            self.update_record(duration_s=record["duration_s"])
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+            self._restore_signal_handlers()
+            self._detach_log_file()
+
+    def __enter__(self) -> ExperimentTracker:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        status = status_for_exception(exc)
+        error = "".join(traceback.format_exception(exc_type, exc, tb)) if status is Status.FAILED else None
+        if status is Status.FAILED:
+            log.error(
+                "run %s failed: %s (traceback in %s)",
+                self.run_id,
+                _last_line(error),
+                self.path / "traceback.txt",
+            )
+        elif status in (Status.ABORTED, Status.PREEMPTED):
+            # One line that says what happened and how to go on, instead of a traceback.
+            reason = str(exc) or type(exc).__name__
+            log.warning(
+                "run %s %s (%s); continue it with: python train.py resume=%s",
+                self.run_id,
+                status.value,
+                reason,
+                self.run_id,
+            )
+        self.finish(status, error)
+
+    # --- internals ---------------------------------------------------------------------------------------
+    def _beat(self) -> None:
+        while not self._heartbeat_stop.wait(HEARTBEAT_SECONDS):
+            # A full disk must not kill training; the stale heartbeat will tell the story.
+            with contextlib.suppress(OSError):
+                self.update_record(heartbeat=_now())
+
+    def _attach_log_file(self) -> None:
+        handler = logging.FileHandler(self.path / "train.log", encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.getLogger().addHandler(handler)
+        self._log_handler = handler
+
+    def _detach_log_file(self) -> None:
+        if self._log_handler is not None:
+            logging.getLogger().removeHandler(self._log_handler)
+            self._log_handler.close()
+            self._log_handler = None
+
+    def _install_signal_handlers(self) -> None:
+        # Signals can only be handled in the main thread; elsewhere (e.g. a launcher's worker thread) the
+        # process keeps its own handling and the shipper still finalises the run if the process dies.
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def on_sigterm(signum: int, frame: Any) -> None:
+            raise Preempted(f"received signal {signum}")
+
+        self._old_signals[signal.SIGTERM] = signal.signal(signal.SIGTERM, on_sigterm)
+
+    def _restore_signal_handlers(self) -> None:
+        for signum, handler in self._old_signals.items():
+            signal.signal(signum, handler)
+        self._old_signals.clear()
+
+
+def _last_line(error: str | None) -> str | None:
+    if not error:
+        return None
+    lines = [line for line in error.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else None
+
+
+def base_record(run_id: str, name: str, tags: list[str]) -> dict[str, Any]:
+    """The fields of run.json that every run has from its first instant."""
+    now = _now()
+    return {
+        "id": run_id,
+        "name": name,
+        "tags": tags,
+        "status": Status.RUNNING.value,
+        "start_time": now,
+        "heartbeat": now,
+        "end_time": None,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "argv": sys.argv,
+        "backends": {},
+    }
