@@ -6,6 +6,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -13,6 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+# A shell starts background jobs (`make test &`, nohup) with SIGINT ignored, and children inherit that: the
+# runs these tests interrupt with Ctrl-C would never see it. Handling SIGINT here resets it to the default in
+# every child this process starts.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 TEMPLATE = Path(__file__).resolve().parents[1]
 KIT_SRC = TEMPLATE / "{{cookiecutter.project_slug}}" / "src"

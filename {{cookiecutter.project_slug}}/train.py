@@ -1,13 +1,17 @@
 """Train a model: `python train.py [overrides]`; sweep: `python train.py -m lr=1e-3,1e-4`.
 
-See configs/train.yaml for the knobs and docs/sweeps.md (template repo) for sweeps, launchers and Optuna.
+The science is in src/{{ cookiecutter.package_name }}/ (the loop, data, models) and configs/ (train.yaml and
+its groups); the plumbing is the kit, runkit (docs/ in this project says what it does).
 """
 
 import hydra
 from omegaconf import DictConfig
 
-# Importing sweep_job registers the OmegaConf resolvers the configs use (sweep_id, sweep_dir).
-from runkit.sweeps.job import run_task
+from runkit.sweeps.job import register_sweep_resolvers, run_task
+
+# The configs use the kit's resolvers (${sweep_id:}, ${sweep_dir:...}): registered before Hydra composes them,
+# here at import so that a launcher that unpickles `main` in a fresh process (submitit) has them too.
+register_sweep_resolvers()
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")

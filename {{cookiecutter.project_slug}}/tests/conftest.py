@@ -7,11 +7,17 @@ code (data, models, configs) and one end-to-end run through the kit.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+# A shell starts background jobs (`make test &`, nohup) with SIGINT ignored, and children inherit that: the
+# runs these tests interrupt with Ctrl-C would never see it. Handling SIGINT here resets it to the default in
+# every child this process starts.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ROOT = Path(__file__).resolve().parents[1]
 # The quick settings every end-to-end run uses unless a test says otherwise.

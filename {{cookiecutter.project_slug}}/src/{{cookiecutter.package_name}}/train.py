@@ -12,13 +12,14 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 from torch import nn
 
-from runkit.repro.checkpoint import load_checkpoint, restore_rng_states, rng_states, save_checkpoint
 from runkit.console import console, summary_table, training_progress
 from runkit.errors import UserError
+from runkit.repro.checkpoint import load_checkpoint, restore_rng_states, rng_states
 from runkit.repro.resume import ResumePoint, init_weights, prepare_resume, restore_training_state
 from runkit.repro.seed import seed_everything
-from runkit.tracking import ExperimentTracker, start_run
 from runkit.storage.status import Preempted
+from runkit.tracking import ExperimentTracker, start_run
+from runkit.tracking.checkpoints import CheckpointPolicy
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +76,7 @@ def main(cfg: DictConfig) -> float:
         init_from = init_weights(str(cfg.init_from), Path(cfg.paths.runs_dir), model)
 
     try:
-        with start_run(cfg, resume=resume) as tracker:
-            if init_from is not None:
-                tracker.update_record(init_from=init_from)
-                tracker.set_tags({"init_from": init_from["run_id"] or init_from["checkpoint"]})
+        with start_run(cfg, resume=resume, init_from=init_from) as tracker:
             return fit(cfg, tracker, model, optimizer, scheduler, datamodule, device, resume)
     except StoppedEarly:
         # The tracker has said how the session ended and how to continue it.
@@ -96,8 +94,7 @@ def fit(
     device: torch.device,
     resume: ResumePoint | None = None,
 ) -> float:
-    ckpt_dir = tracker.run_dir.checkpoints
-    monitor = cfg.monitor.metric
+    checkpoints = CheckpointPolicy(tracker, cfg.monitor.metric, cfg.monitor.mode)
     start_epoch, step = 0, 0
     if resume is not None:
         # Model, optimizer and scheduler were loaded before the run started; the RNG states are restored last,
@@ -130,30 +127,15 @@ def fit(
             scheduler.step()
             val = evaluate(model, datamodule.val_loader(), device)
             epoch_metrics = {"epoch": epoch + 1, "val/loss": val["loss"], "val/acc": val["acc"]}
-            if monitor not in epoch_metrics and monitor not in tracker.summary.last:
-                known = sorted({*epoch_metrics, *tracker.summary.last})
-                raise UserError(
-                    f"monitor.metric={monitor!r} is never logged; logged metrics: {', '.join(known)}"
-                )
-            improved = tracker.log_metrics(epoch_metrics, step=step)
+            tracker.log_metrics(epoch_metrics, step=step)
             state = {
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "epoch": epoch + 1,
-                "step": step,
                 "rng": rng_states(datamodule.generator),
-                "run_id": tracker.run_id,
-                "monitor": {"metric": monitor, "value": tracker.summary.best_value},
-                "summary": tracker.summary.to_dict(),
             }
-            save_checkpoint(ckpt_dir / "last.pt", **state)
-            aliases = ["last"]
-            if improved:
-                save_checkpoint(ckpt_dir / "best.pt", **state)
-                tracker.log_checkpoint(ckpt_dir / "best.pt", aliases=["best"], step=step)
-            tracker.log_checkpoint(ckpt_dir / "last.pt", aliases=aliases, step=step)
-            tracker.write_summary()
+            improved = checkpoints.save(state, epoch_metrics, step)
             log.info(
                 "epoch %d/%d  val/loss %.4f  val/acc %.4f%s",
                 epoch + 1,
@@ -166,13 +148,10 @@ def fit(
                 # Ends the run exactly as a SIGTERM at this epoch boundary would: status `preempted`.
                 raise StoppedEarly(f"stopped after epoch {epoch + 1} (stop_after_epochs={stop_after})")
 
-    test = {}
-    best_ckpt = ckpt_dir / "best.pt"
-    if best_ckpt.exists():
-        model.load_state_dict(load_checkpoint(best_ckpt)["model"])
+    if checkpoints.best_path.exists():
+        model.load_state_dict(load_checkpoint(checkpoints.best_path)["model"])
         test = evaluate(model, datamodule.test_loader(), device)
         tracker.log_metrics({"test/loss": test["loss"], "test/acc": test["acc"]}, step=step)
-    tracker.write_summary()
     best = tracker.summary.best_value
     console.print(
         summary_table(
@@ -181,7 +160,7 @@ def fit(
             "completed",
             {k: v for k, v in tracker.summary.last.items() if k != "epoch"},
             {
-                f"best {monitor}": best,
+                f"best {cfg.monitor.metric}": best,
                 "steps": step,
                 "train time (s)": round(time.perf_counter() - started, 2),
             },

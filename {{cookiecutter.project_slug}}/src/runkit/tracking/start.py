@@ -15,7 +15,6 @@ from runkit.storage.liveness import is_dead
 from runkit.storage.run_dir import RunDir, id_from_name
 from runkit.storage.run_lock import DEFAULT_LOCK_TIMEOUT, RunLock
 from runkit.storage.status import Status
-from runkit.tracking.summary import Summary
 from runkit.tracking.tracker import ExperimentTracker, _now, base_record
 
 if TYPE_CHECKING:
@@ -32,8 +31,13 @@ def chosen_backends(cfg: DictConfig) -> dict[str, Any]:
     return {name: spec for name, spec in trackers.items() if name != LOCAL}
 
 
-def start_run(cfg: DictConfig, resume: ResumePoint | None = None) -> ExperimentTracker:
+def start_run(
+    cfg: DictConfig, resume: ResumePoint | None = None, init_from: dict[str, Any] | None = None
+) -> ExperimentTracker:
     """Start (or, with `resume=...`, continue) the run described by `cfg` and return its tracker.
+
+    `init_from` is what `repro.resume.init_weights` loaded for `init_from=...` (a new run started from old
+    weights): it is recorded in run.json and as a tag in every backend.
 
     Everything that identifies and reproduces the run is on disk before this returns: run.json (status
     `running`), config.yaml, overrides.yaml, the repro captures, and each backend's run ids. `resume` is the
@@ -92,6 +96,8 @@ def start_run(cfg: DictConfig, resume: ResumePoint | None = None) -> ExperimentT
             lock = RunLock.acquire(run_dir.events_file, 0, run_id)
             record = base_record(run_id, str(cfg.name), list(cfg.get("tags") or []))
             record["rerun_of"] = cfg.get("rerun_of")  # set by `runs rerun`: the run this one repeats
+            if init_from is not None:
+                record["init_from"] = init_from
             if ctx.sweep_dir is not None:
                 record["sweep"] = {
                     "dir": str(ctx.sweep_dir),
@@ -128,10 +134,13 @@ def start_run(cfg: DictConfig, resume: ResumePoint | None = None) -> ExperimentT
         tracker = ExperimentTracker(
             run_dir,
             record,
-            monitor.get("metric"),
-            monitor.get("mode", "max"),
+            monitor=monitor.get("metric"),
+            mode=monitor.get("mode", "max"),
             memory_map=memory_map,
             lock=lock,
+            # A resumed run continues its metric summary and step counter from the checkpoint.
+            summary_state=resume.summary if resume is not None else None,
+            start_step=resume.step if resume is not None else None,
         )
     except BaseException:
         if lock is not None:  # the tracker did not take it over
@@ -142,19 +151,14 @@ def start_run(cfg: DictConfig, resume: ResumePoint | None = None) -> ExperimentT
             tracker.log_params(OmegaConf.to_container(cfg, resolve=True))
             if record["tags"]:
                 tracker.set_tags(record["tags"])
+            if init_from is not None:
+                tracker.set_tags({"init_from": init_from.get("run_id") or init_from.get("checkpoint")})
             # The capture summary (code version, config hash, seed) as key/value tags, the diff as a file.
             tracker.set_tags(backend_tags(record, cfg.get("seed")))
             if record["git"].get("diff"):
                 tracker.log_artifact(run_dir.path / "git.diff", kind="git-diff")
         elif resume is not None:
-            # Continue the metric summary and the step counter from the checkpoint, and mark in the log where
-            # this session takes over: metrics logged earlier for steps after `from_step` are superseded.
-            if resume.summary is not None:
-                tracker.summary = Summary(monitor.get("metric"), monitor.get("mode", "max"), resume.summary)
-            tracker._step = resume.step
-            mark = {"from_step": resume.step, "from_epoch": resume.epoch, "session": len(record["resumes"])}
-            tracker._events.write("resume", mark, resume.step)
-            tracker.write_summary()
+            tracker.mark_resume(resume.step, resume.epoch, session=len(record["resumes"]))
             if session.get("git", {}).get("diff"):
                 tracker.log_artifact(session_dir / "git.diff", kind="git-diff")
         backends = chosen_backends(cfg)
@@ -166,12 +170,12 @@ def start_run(cfg: DictConfig, resume: ResumePoint | None = None) -> ExperimentT
                 tracker.update_record(backends={**(tracker.run_dir.read().get("backends") or {}), **ids})
 
             options = OmegaConf.to_container(cfg.get("tracking") or {}, resolve=True)
-            tracker._shipper = Shipper.launch(
-                run_dir, backends, options, on_ready=record_backends, lock=tracker.lock
+            tracker.attach_delivery(
+                Shipper.launch(run_dir, backends, options, on_ready=record_backends, lock=tracker.lock)
             )
     except BaseException as exc:
         tracker.finish(Status.FAILED, error=f"{type(exc).__name__}: {exc}")
         raise
-    tracker._begin()
+    tracker.begin()
     log.info("run %s -> %s", record["id"], run_dir.path)
     return tracker

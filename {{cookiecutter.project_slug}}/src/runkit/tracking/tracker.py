@@ -49,22 +49,31 @@ class ExperimentTracker:
         self,
         run_dir: RunDir,
         record: dict[str, Any],
+        *,
         monitor: str | None = None,
         mode: str = "max",
-        shipper: Any = None,
         memory_map: bool = True,
         lock: RunLock | None = None,
+        summary_state: dict[str, Any] | None = None,
+        start_step: int | None = None,
     ) -> None:
+        """A tracker over an existing run directory whose run.json holds `record`.
+
+        `summary_state` and `start_step` continue a resumed run's summary and step counter (from its
+        checkpoint); `lock` is this session's hold on the run, handed on to the delivery process.
+        """
         self.run_dir = run_dir
         self.run_id: str = record["id"]
         self.name: str = record["name"]
         self._record_lock = threading.Lock()
         self._events = EventWriter(run_dir.events_file, memory_map)
-        self.summary = Summary(monitor, mode, state=run_dir.read_summary() if record.get("resumed") else None)
-        self._shipper = shipper
-        self.lock = lock  # run_lock.RunLock: this session's hold on the run, handed on to the shipper
+        if summary_state is None and record.get("resumed"):
+            summary_state = run_dir.read_summary()
+        self.summary = Summary(monitor, mode, state=summary_state)
+        self._shipper: Any = None
+        self.lock = lock
         self._finished = False
-        self._step = self.summary.last_step or 0
+        self._step = start_step if start_step is not None else (self.summary.last_step or 0)
         self._log_handler: logging.Handler | None = None
         self._old_signals: dict[int, Any] = {}
         self._heartbeat_stop = threading.Event()
@@ -87,9 +96,8 @@ class ExperimentTracker:
 
         self._events.write("params", flatten(params))
 
-    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> bool:
-        """Log scalar metrics at a global step (the last step + 1 when omitted). Returns True when the
-        monitored metric improved.
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        """Log scalar metrics at a global step (the last step + 1 when omitted).
 
         This is the hot path: one packed line stored into events.jsonl's memory map, one reference kept for
         the summary, nothing else; it stays inline (no helper calls) because every Python frame counts here.
@@ -102,8 +110,7 @@ class ExperimentTracker:
         summary.pending[names] = self._events.write_metrics(names, metrics.values(), step)
         summary.last_step = step
         if summary.monitor in metrics:
-            return summary.observe(metrics[summary.monitor], step)
-        return False
+            summary.observe(metrics[summary.monitor], step)
 
     def set_tags(self, tags: Iterable[str] | Mapping[str, Any]) -> None:
         """Add tags: a list of labels, or key/value tags."""
@@ -128,10 +135,14 @@ class ExperimentTracker:
     def log_checkpoint(
         self, path: str | Path, aliases: Iterable[str] = ("last",), step: int | None = None
     ) -> None:
-        """Record a checkpoint file inside checkpoints/ under aliases such as `last` and `best`."""
+        """Record a checkpoint file inside checkpoints/ under aliases such as `last` and `best`.
+
+        A checkpoint marks a point a resumed run can continue from, so the summary is written with it.
+        """
         rel = Path(path).resolve().relative_to(self.path.resolve()).as_posix()
         data = {"path": rel, "kind": "checkpoint", "name": Path(path).name, "aliases": list(aliases)}
         self._events.write("artifact", data, step)
+        self._write_summary()
 
     def log_figure(self, figure: Any, name: str, step: int | None = None) -> Path:
         """Save a matplotlib figure as figures/<name>.png and send it to every backend."""
@@ -154,16 +165,31 @@ class ExperimentTracker:
         )
         return dest
 
-    def write_summary(self) -> None:
-        """Write summary.json (atomically). Called at epoch ends and at finish, not on every step."""
-        write_json(self.run_dir.summary_file, self.summary.to_dict())
+    # --- session plumbing (start_run's, not the training loop's) ---------------------------------------------
+    def mark_resume(self, from_step: int, from_epoch: int, session: int) -> None:
+        """Mark in the log where a resumed session takes over: metrics logged earlier for steps after
+        `from_step` are superseded by this session's."""
+        self._events.write(
+            "resume", {"from_step": from_step, "from_epoch": from_epoch, "session": session}, from_step
+        )
+        self._write_summary()
+
+    def attach_delivery(self, shipper: Any) -> None:
+        """Hand the run's delivery process (tracking.shipper.Shipper) to the tracker, which closes it."""
+        self._shipper = shipper
 
     def update_record(self, **fields: Any) -> dict[str, Any]:
+        """Merge fields into run.json (atomically, one writer at a time within this process)."""
         with self._record_lock:
             return self.run_dir.update(**fields)
 
+    def _write_summary(self) -> None:
+        """Write summary.json (atomically): at checkpoints and at the end, never on every step."""
+        write_json(self.run_dir.summary_file, self.summary.to_dict())
+
     # --- lifecycle ---------------------------------------------------------------------------------------
-    def _begin(self) -> None:
+    def begin(self) -> None:
+        """Start the session's side jobs: the train.log handler, SIGTERM handling and the heartbeat."""
         self._attach_log_file()
         self._install_signal_handlers()
         self._heartbeat = threading.Thread(target=self._beat, name="tracker-heartbeat", daemon=True)
@@ -177,7 +203,7 @@ class ExperimentTracker:
         status = Status(status)
         self._heartbeat_stop.set()
         try:
-            self.write_summary()
+            self._write_summary()
             if error:
                 (self.path / "traceback.txt").write_text(error, encoding="utf-8")
             self._events.write("status", {"status": status.value, "error": _last_line(error)})
