@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from runkit.errors import UserError
 from runkit.hydra_context import hydra_context
+from runkit.plain import plain_dict
 from runkit.storage.liveness import is_dead
 from runkit.storage.run_dir import RunDir, id_from_name
 from runkit.storage.run_lock import DEFAULT_LOCK_TIMEOUT, RunLock
@@ -27,7 +28,7 @@ LOCAL = "local"
 
 def chosen_backends(cfg: DictConfig) -> dict[str, Any]:
     """The resolved config of each chosen backend other than the always-on run directory."""
-    trackers = OmegaConf.to_container(cfg.get("tracker") or {}, resolve=True)
+    trackers = plain_dict(cfg.get("tracker"))
     return {name: spec for name, spec in trackers.items() if name != LOCAL}
 
 
@@ -73,7 +74,7 @@ def start_run(
                     f"run {record['id']} is still running (pid {record.get('pid')}); not resuming it"
                 )
             overrides = list(resume.overrides)
-            session = {"time": _now(), "overrides": ctx.overrides, "from_step": resume.step}
+            session: dict[str, Any] = {"time": _now(), "overrides": ctx.overrides, "from_step": resume.step}
             session["from_epoch"] = resume.epoch
             record.update(
                 status=Status.RUNNING.value,
@@ -148,7 +149,7 @@ def start_run(
         raise
     try:
         if not resume_ref:
-            tracker.log_params(OmegaConf.to_container(cfg, resolve=True))
+            tracker.log_params(plain_dict(cfg))
             if record["tags"]:
                 tracker.set_tags(record["tags"])
             if init_from is not None:
@@ -169,7 +170,7 @@ def start_run(
                 # Merged: a resumed run keeps the ids of the backends it used in an earlier session only.
                 tracker.update_record(backends={**(tracker.run_dir.read().get("backends") or {}), **ids})
 
-            options = OmegaConf.to_container(cfg.get("tracking") or {}, resolve=True)
+            options = plain_dict(cfg.get("tracking"))
             tracker.attach_delivery(
                 Shipper.launch(run_dir, backends, options, on_ready=record_backends, lock=tracker.lock)
             )

@@ -87,7 +87,8 @@ class ExperimentTracker:
     @property
     def backends(self) -> dict[str, Any]:
         """What each backend reported when it opened its run (ids, URLs)."""
-        return self.run_dir.read().get("backends", {})
+        backends: dict[str, Any] = dict(self.run_dir.read().get("backends") or {})
+        return backends
 
     # --- logging -----------------------------------------------------------------------------------------
     def log_params(self, params: Mapping[str, Any]) -> None:
@@ -109,8 +110,9 @@ class ExperimentTracker:
         summary = self.summary
         summary.pending[names] = self._events.write_metrics(names, metrics.values(), step)
         summary.last_step = step
-        if summary.monitor in metrics:
-            summary.observe(metrics[summary.monitor], step)
+        monitor = summary.monitor
+        if monitor is not None and monitor in metrics:
+            summary.observe(metrics[monitor], step)
 
     def set_tags(self, tags: Iterable[str] | Mapping[str, Any]) -> None:
         """Add tags: a list of labels, or key/value tags."""
