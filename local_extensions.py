@@ -8,9 +8,12 @@ The default tracker's default is computed from the backends chosen, so it is alw
 
 from __future__ import annotations
 
+import json
 import keyword
 import re
+import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment
@@ -79,6 +82,34 @@ def refuse(problem: str | None) -> str:
     return ""
 
 
+def template_record(answers: dict[str, Any]) -> str:
+    """.cruft.json for a plain `cookiecutter` bake: the template, its commit and the answers, so that
+    `cruft update` / `cruft diff` work on the project as if `cruft create` had made it. Empty inside cruft's
+    own renders (cruft sets `_commit`, and writes .cruft.json itself)."""
+    if "_commit" in answers:
+        return ""
+    here = Path(__file__).resolve().parent
+    given = str(answers.get("_template", ""))
+    remote = "://" in given or given.startswith(("git@", "gh:", "gl:", "bb:"))
+    template = given if remote else str(here)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True)
+    commit = head.stdout.strip() if head.returncode == 0 else None
+    context = {
+        key: value
+        for key, value in answers.items()
+        if not key.startswith("__") and key not in ("_output_dir", "_repo_dir")
+    }
+    context.update(_template=template, _commit=commit)
+    record = {
+        "template": template,
+        "commit": commit,
+        "checkout": answers.get("_checkout"),
+        "context": {"cookiecutter": context},
+        "directory": None,
+    }
+    return json.dumps(record, indent=2)
+
+
 class AnswerChecks(Extension):
     """Makes the checks callable from cookiecutter.json's `__check_*` entries."""
 
@@ -90,4 +121,5 @@ class AnswerChecks(Extension):
             check_yes_no=lambda answers, *keys: refuse(yes_no_problem(dict(answers), *keys)),
             check_tracker=lambda answers: refuse(tracker_problem(dict(answers))),
             default_tracker=lambda answers: default_tracker(dict(answers)),
+            template_record=lambda answers: template_record(dict(answers)),
         )

@@ -1,4 +1,8 @@
-"""Prune what the answers did not choose, then optionally `git init` and commit. Never prompts."""
+"""Prune what the answers did not choose, record the template (.cruft.json), optionally `git init` and
+commit, and say what to do next. Never prompts.
+
+Inside cruft's own renders (`cruft create`/`update`/`diff`, which set `_commit`) there is no `git init`: a
+.git folder in those renders is what broke `cruft update`."""
 
 from __future__ import annotations
 
@@ -17,6 +21,9 @@ CI = "{{ cookiecutter.ci }}"
 GIT_INIT = "{{ cookiecutter.git_init }}" == "yes"
 COMMIT_MESSAGE = "Initial commit from cookiecutter-hydra-research"
 AUTHOR = ("{{ cookiecutter.author_name }}", "{{ cookiecutter.author_email }}")
+SLUG = "{{ cookiecutter.project_slug }}"
+UNDER_CRUFT = "{{ cookiecutter.get('_commit', '') }}" != ""
+TEMPLATE_RECORD = r"""{{ template_record(cookiecutter) }}"""
 
 
 def backend_files(name: str) -> list[str]:
@@ -60,9 +67,25 @@ def git_init(root: Path) -> None:
     )
 
 
+def next_steps() -> str:
+    return f"""
+Made {SLUG}/. Next:
+  cd {SLUG}
+  python -m venv .venv && . .venv/bin/activate
+  pip install torch --index-url https://download.pytorch.org/whl/cpu   # CPU torch; plain `pip install torch` pulls GBs of CUDA wheels
+  pip install -e ".[dev]"
+  python train.py              # trains offline in seconds, then: runkit runs list
+"""
+
+
 if __name__ == "__main__":
     project = Path.cwd()
     prune(project)
+    if TEMPLATE_RECORD.strip():
+        (project / ".cruft.json").write_text(TEMPLATE_RECORD + "\n", encoding="utf-8")
+    if UNDER_CRUFT:
+        sys.exit(0)
+    print(next_steps())
     if GIT_INIT:
         try:
             git_init(project)
