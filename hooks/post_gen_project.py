@@ -72,7 +72,7 @@ def next_steps() -> str:
 Made {SLUG}/. Next:
   cd {SLUG}
   python -m venv .venv && . .venv/bin/activate
-  pip install torch --index-url https://download.pytorch.org/whl/cpu   # CPU torch; plain `pip install torch` pulls GBs of CUDA wheels
+  pip install torch --index-url https://download.pytorch.org/whl/cpu   # CPU torch (plain: GBs of CUDA)
   pip install -e ".[dev]"
   python train.py              # trains offline in seconds, then: runkit runs list
 """
