@@ -11,19 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from runkit.cli.records import (
-    RunInfo,
-    SweepInfo,
-    compare,
-    metric_history,
-    overrides_dict,
-    parse_age,
-    parse_where,
-    scan_runs,
-)
+from runkit.catalog.entry import RunEntry
+from runkit.catalog.history import metric_history
+from runkit.catalog.query import compare, parse_age, parse_where
+from runkit.catalog.runs import scan_runs
+from runkit.catalog.sweeps import SweepEntry
+from runkit.catalog.values import overrides_dict
 from runkit.cli.rerun import rerun_overrides
 from runkit.errors import UserError
-from runkit.reports.report import html_kv, html_table, sweep_groups
+from runkit.reports.aggregate import sweep_groups
+from runkit.reports.html import html_kv, html_table
 
 from conftest import ROOT
 
@@ -34,11 +31,11 @@ def write_events(path: Path, events: list[dict]) -> None:
     )
 
 
-def fake_run(path: Path, **record) -> RunInfo:
+def fake_run(path: Path, **record) -> RunEntry:
     path.mkdir(parents=True)
     rec = {"id": path.name.rsplit("-", 1)[-1], "name": "x", "status": "completed", "overrides": [], **record}
     (path / "run.json").write_text(json.dumps(rec))
-    return RunInfo(path=path, record=rec)
+    return RunEntry(path=path, record=rec)
 
 
 @pytest.mark.parametrize(
@@ -169,7 +166,7 @@ def test_sweep_groups_mean_and_std_across_seeds(tmp_path):
         job = fake_run(tmp_path / f"j-{i:08x}", overrides=[f"lr={lr}", f"seed={seed}"])
         job.summary = {"last": {"acc": acc}, "best": {"metric": "acc", "mode": "max", "value": acc}}
         jobs.append(job)
-    sweep = SweepInfo(path=tmp_path, jobs=jobs)
+    sweep = SweepEntry(path=tmp_path, jobs=jobs)
     assert sweep.swept_params() == ["lr", "seed"]
     groups = {g.values["lr"]: g for g in sweep_groups(jobs, sweep.swept_params(), "acc")}
     assert groups[0.1].n == 2 and groups[0.1].mean == pytest.approx(0.6)

@@ -15,10 +15,10 @@ import pytest
 
 from runkit.errors import UserError
 from runkit.sweeps.callback import SweepCallback, sweep_grid
+from runkit.sweeps.grouping import job_key
+from runkit.sweeps.lookup import find_sweep
 from runkit.sweeps.records import (
     clear_stop,
-    find_sweep,
-    job_key,
     request_stop,
     resolve_sweep_dir,
     stop_reason,

@@ -13,7 +13,7 @@ import math
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, NoReturn, cast
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, Transformer
@@ -23,15 +23,21 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
+from runkit.overrides import override_key
+from runkit.storage.layout import OPTUNA_RESULTS_FILE, SWEEP_STOP_FILE
+
 log = logging.getLogger(__name__)
 
-DIRECTIONS = {"max": "maximize", "maximize": "maximize", "min": "minimize", "minimize": "minimize"}
-STOP_FILE = ".stop"  # written by a job of the sweep that asks the rest not to start (sweep_records.py)
-RESULTS_FILE = "optimization_results.yaml"
+DIRECTIONS: dict[str, Literal["maximize", "minimize"]] = {
+    "max": "maximize",
+    "maximize": "maximize",
+    "min": "minimize",
+    "minimize": "minimize",
+}
 _PLAIN = re.compile(r"[\w./:@+-]+")
 
 
-def _config_error(message: str) -> None:
+def _config_error(message: str) -> NoReturn:
     print(f"ERROR: {message}", file=sys.stderr)
     sys.exit(1)
 
@@ -51,9 +57,11 @@ def distribution(override: Override) -> Any:
     if not override.is_sweep_override():
         return None
     if override.is_choice_sweep() or override.is_range_sweep():
-        return CategoricalDistribution(list(override.sweep_iterator(transformer=Transformer.encode)))
+        return CategoricalDistribution(
+            list(cast(Any, override.sweep_iterator(transformer=Transformer.encode)))
+        )
     if override.is_interval_sweep():
-        value = override.value()
+        value = cast(Any, override.value())
         log_scale = "log" in value.tags
         if isinstance(value.start, int) and isinstance(value.end, int):
             return IntDistribution(value.start, value.end, log=log_scale)
@@ -78,7 +86,10 @@ class OptunaSweeper(Sweeper):
         self.n_trials, self.n_jobs = int(n_trials), max(1, int(n_jobs))
         self.sampler_name, self.seed, self.n_startup_trials = str(sampler), seed, int(n_startup_trials)
         self.storage, self.study_name = storage, study_name
-        self.params = OmegaConf.to_container(params, resolve=True) if OmegaConf.is_config(params) else params
+        plain = OmegaConf.to_container(params, resolve=True) if OmegaConf.is_config(params) else params
+        self.params: dict[str, Any] | None = (
+            {str(k): v for k, v in plain.items()} if isinstance(plain, dict) else None
+        )
         self.config: DictConfig | None = None
         self.launcher: Any = None
         self.hydra_context: HydraContext | None = None
@@ -98,7 +109,7 @@ class OptunaSweeper(Sweeper):
         parser = OverridesParser.create(config_loader=loader)
         by_key: dict[str, Override] = {}
         for override in parser.parse_overrides(lines):
-            by_key[override.get_key_element().lstrip("+~")] = override
+            by_key[override_key(override.get_key_element())] = override
         space: dict[str, tuple[str, Any]] = {}
         fixed: list[str] = []
         for name, override in by_key.items():
@@ -179,7 +190,7 @@ class OptunaSweeper(Sweeper):
             returns.extend(results)
             to_go -= len(trials)
             failed = any(trial_value(r) is None for r in results)
-            if (sweep_dir / STOP_FILE).exists() or (failed and self._fail_fast()):
+            if (sweep_dir / SWEEP_STOP_FILE).exists() or (failed and self._fail_fast()):
                 log.warning("search stopped after trial %d", trials[-1].number)
                 break
         self._write_results(study, sweep_dir)
@@ -207,7 +218,7 @@ class OptunaSweeper(Sweeper):
             best = study.best_trial
             results.update(best_trial=best.number, best_value=best.value, best_params=best.params)
             log.info("best trial %d: %.6g with %s", best.number, best.value, best.params)
-        OmegaConf.save(OmegaConf.create(results), sweep_dir / RESULTS_FILE)
+        OmegaConf.save(OmegaConf.create(results), sweep_dir / OPTUNA_RESULTS_FILE)
 
 
 def trial_value(ret: JobReturn) -> float | None:

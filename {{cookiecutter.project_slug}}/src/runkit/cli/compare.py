@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from runkit.catalog.compare import differing_params, metrics_side_by_side
+from runkit.catalog.entry import RunEntry
+from runkit.catalog.history import metric_history
+from runkit.catalog.runs import resolve_run, scan_runs
+from runkit.catalog.sweeps import resolve_sweep
 from runkit.cli.common import (
     DEFAULT_RUNS_DIR,
     Format,
@@ -17,47 +22,11 @@ from runkit.cli.common import (
     one_line_errors,
     stdout_console,
 )
-from runkit.cli.records import RunInfo, fmt_value, metric_history, resolve_run, resolve_sweep, scan_runs
 from runkit.errors import UserError
-
-HIDDEN_PREFIXES = ("paths.",)
-
-
-def _param_source(run: RunInfo) -> dict[str, Any]:
-    flat = run.flat_config()
-    return flat if flat else run.params
+from runkit.formatting import fmt_value
 
 
-def differing_params(runs: list[RunInfo], all_params: bool = False) -> dict[str, list[Any]]:
-    """key -> one value per run, for the keys whose values differ (or every key with all_params)."""
-    sources = [_param_source(r) for r in runs]
-    keys: list[str] = []
-    seen: set[str] = set()
-    for source in sources:
-        for key in source:
-            if key not in seen:
-                seen.add(key)
-                keys.append(key)
-    out: dict[str, list[Any]] = {}
-    missing = object()
-    for key in keys:
-        if key.startswith(HIDDEN_PREFIXES) and not all_params:
-            continue
-        values = [s.get(key, missing) for s in sources]
-        if all_params or len({repr(v) for v in values}) > 1:
-            out[key] = [None if v is missing else v for v in values]
-    return out
-
-
-def metrics_side_by_side(runs: list[RunInfo]) -> dict[str, list[Any]]:
-    keys = sorted({k for r in runs for k in r.metrics})
-    out = {k: [r.metrics.get(k) for r in runs] for k in keys}
-    for monitor in sorted({r.monitor for r in runs if r.monitor}):
-        out[f"best {monitor}"] = [r.monitor_value if r.monitor == monitor else None for r in runs]
-    return out
-
-
-def gather(run_refs: list[str], sweep: str | None, runs_dir: Path) -> list[RunInfo]:
+def gather(run_refs: list[str], sweep: str | None, runs_dir: Path) -> list[RunEntry]:
     if sweep and run_refs:
         raise typer.BadParameter("give run ids or --sweep, not both")
     if sweep:
@@ -75,14 +44,14 @@ def gather(run_refs: list[str], sweep: str | None, runs_dir: Path) -> list[RunIn
     return runs
 
 
-def default_plot_metrics(runs: list[RunInfo]) -> list[str]:
+def default_plot_metrics(runs: list[RunEntry]) -> list[str]:
     monitors = sorted({r.monitor for r in runs if r.monitor})
     losses = sorted({k for r in runs for k in r.metrics if k.endswith("loss") and k.startswith("train")})
     return (monitors + losses)[:6]
 
 
-def plot_runs(runs: list[RunInfo], metrics: list[str], path: Path) -> Path:
-    from runkit.reports.report import curves_figure, save_png
+def plot_runs(runs: list[RunEntry], metrics: list[str], path: Path) -> Path:
+    from runkit.reports.figures import curves_figure, save_png
 
     histories = {f"{r.id} {r.name}": metric_history(r.path, metrics) for r in runs}
     missing = [m for m in metrics if not any(m in h for h in histories.values())]

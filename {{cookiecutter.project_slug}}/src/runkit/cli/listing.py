@@ -8,6 +8,10 @@ from typing import Annotated, Any
 
 import typer
 
+from runkit.catalog.entry import CORRUPT, RunEntry
+from runkit.catalog.query import parse_where, select_runs, sort_key
+from runkit.catalog.runs import scan_runs
+from runkit.catalog.sweeps import SweepEntry, group_sweeps, resolve_sweep
 from runkit.cli.common import (
     DEFAULT_RUNS_DIR,
     Format,
@@ -18,74 +22,22 @@ from runkit.cli.common import (
     one_line_errors,
 )
 from runkit.cli.common import warn as print_warning
-from runkit.cli.records import (
-    CORRUPT,
-    RunInfo,
-    SweepInfo,
-    fmt_duration,
-    fmt_time,
-    fmt_value,
-    group_sweeps,
-    parse_where,
-    resolve_sweep,
-    scan_runs,
-)
 from runkit.errors import UserError
+from runkit.formatting import fmt_duration, fmt_time, fmt_value
+from runkit.storage.status import Status
 
 STATUS_STYLE = {
-    "completed": "green",
-    "running": "yellow",
-    "failed": "red",
-    "crashed": "red",
-    "aborted": "magenta",
-    "preempted": "magenta",
+    Status.COMPLETED.value: "green",
+    Status.RUNNING.value: "yellow",
+    Status.FAILED.value: "red",
+    Status.CRASHED.value: "red",
+    Status.ABORTED.value: "magenta",
+    Status.PREEMPTED.value: "magenta",
     CORRUPT: "bold red",
 }
 LIST_COLUMNS = ["id", "name", "status", "start", "duration_s", "sweep", "tags", "params", "monitor", "best"]
 CSV_COLUMNS = [*LIST_COLUMNS, "last_step", "path", "problem"]
 SWEEP_COLUMNS = ["id", "name", "start", "jobs", "status", "swept", "monitor", "best", "best_run", "path"]
-# Sort names that mean a column of the table rather than a param or metric of that name.
-SORT_ALIASES = {"start": "start", "time": "start", "duration": "duration", "metric": "best", "best": "best"}
-
-
-def split_values(values: list[str] | None) -> list[str]:
-    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
-
-
-def sort_key(run: RunInfo, column: str) -> tuple[int, int, Any]:
-    column = SORT_ALIASES.get(column, column)
-    if column == "best":
-        value: Any = run.monitor_value
-    else:
-        found, value = run.lookup(column)
-        if not found:
-            value = None
-    if value is None:
-        return (1, 0, 0)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return (0, 0, float(value))
-    return (0, 1, str(value))
-
-
-def select_runs(
-    runs: list[RunInfo],
-    status: list[str] | None = None,
-    tags: list[str] | None = None,
-    where: list[str] | None = None,
-) -> list[RunInfo]:
-    statuses = {s.lower() for s in split_values(status)}
-    wanted_tags = split_values(tags)
-    conditions = [parse_where(w) for w in where or []]
-    selected = []
-    for run in runs:
-        if statuses and run.status not in statuses:
-            continue
-        if wanted_tags and not set(wanted_tags) <= set(run.tags):
-            continue
-        if conditions and not all(c.matches(run) for c in conditions):
-            continue
-        selected.append(run)
-    return selected
 
 
 def params_text(params: dict[str, Any], width: int = 60) -> str:
@@ -93,7 +45,7 @@ def params_text(params: dict[str, Any], width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def monitor_text(run: RunInfo, shared_monitor: str | None) -> str:
+def monitor_text(run: RunEntry, shared_monitor: str | None) -> str:
     if run.summary_problem:
         return "? (summary.json unreadable)"
     value = run.monitor_value
@@ -107,7 +59,7 @@ def monitor_text(run: RunInfo, shared_monitor: str | None) -> str:
 RICH_TABLE_MAX_ROWS = 200
 
 
-def table_rows(runs: list[RunInfo]) -> tuple[list[tuple[str, str]], list[list[str]]]:
+def table_rows(runs: list[RunEntry]) -> tuple[list[tuple[str, str]], list[list[str]]]:
     """Column headers (with justification) and the cells of each run, as plain strings."""
     monitors = {r.monitor for r in runs if r.monitor}
     shared = next(iter(monitors)) if len(monitors) == 1 else None
@@ -134,7 +86,7 @@ def table_rows(runs: list[RunInfo]) -> tuple[list[tuple[str, str]], list[list[st
     return columns, rows
 
 
-def runs_table(runs: list[RunInfo], title: str) -> Any:
+def runs_table(runs: list[RunEntry], title: str) -> Any:
     """A rich Table; for long lists one rich Text of aligned columns, the status still coloured."""
     from rich.table import Table
     from rich.text import Text
@@ -154,10 +106,10 @@ def runs_table(runs: list[RunInfo], title: str) -> Any:
         text.append("  ".join(line([h for h, _ in columns])).rstrip() + "\n", style="bold")
         text.append("  ".join("─" * w for w in widths) + "\n")
         for row, run in zip(rows, runs, strict=True):
-            cells = line(row)
-            text.append("  ".join(cells[:status_col]) + "  ")
-            text.append(cells[status_col], style=STATUS_STYLE.get(run.status, ""))
-            text.append(("  " + "  ".join(cells[status_col + 1 :])).rstrip() + "\n")
+            padded = line(row)
+            text.append("  ".join(padded[:status_col]) + "  ")
+            text.append(padded[status_col], style=STATUS_STYLE.get(run.status, ""))
+            text.append(("  " + "  ".join(padded[status_col + 1 :])).rstrip() + "\n")
         text.rstrip()
         return text
     table = Table(title=title, title_justify="left", header_style="bold")
@@ -178,7 +130,7 @@ def runs_table(runs: list[RunInfo], title: str) -> Any:
     return table
 
 
-def sweeps_table(sweeps: list[SweepInfo]) -> Any:
+def sweeps_table(sweeps: list[SweepEntry]) -> Any:
     from rich.table import Table
     from rich.text import Text
 

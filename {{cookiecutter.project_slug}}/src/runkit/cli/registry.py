@@ -9,6 +9,11 @@ from typing import Annotated, Any
 
 import typer
 
+from runkit.catalog.entry import CORRUPT, RunEntry
+from runkit.catalog.export import BASE_COLUMNS, registry_row
+from runkit.catalog.query import parse_age, select_runs, split_values
+from runkit.catalog.runs import looks_like_run_dir, resolve_run, scan_runs
+from runkit.catalog.sweeps import resolve_sweep
 from runkit.cli.common import (
     DEFAULT_RUNS_DIR,
     Format,
@@ -20,86 +25,10 @@ from runkit.cli.common import (
     stdout_console,
     warn,
 )
-from runkit.cli.listing import select_runs, split_values
-from runkit.cli.records import (
-    CORRUPT,
-    SWEEPS_DIR,
-    RunInfo,
-    fmt_duration,
-    fmt_time,
-    looks_like_run_dir,
-    parse_age,
-    resolve_run,
-    resolve_sweep,
-    scan_runs,
-)
 from runkit.errors import UserError
-
-BASE_COLUMNS = [
-    "id",
-    "name",
-    "status",
-    "sweep",
-    "job_num",
-    "start",
-    "end",
-    "duration_s",
-    "seed",
-    "git_commit",
-    "git_branch",
-    "git_dirty",
-    "config_hash",
-    "rerun_of",
-    "host",
-    "tags",
-    "overrides",
-    "best_metric",
-    "best_mode",
-    "best_value",
-    "best_step",
-    "last_step",
-    "path",
-    "problem",
-]
-
-
-def registry_row(run: RunInfo) -> dict[str, Any]:
-    rec = run.record
-    git = run.git
-    best = run.best
-    sweep = rec.get("sweep") if isinstance(rec.get("sweep"), dict) else {}
-    row: dict[str, Any] = {
-        "id": run.id,
-        "name": run.name,
-        "status": run.status,
-        "sweep": run.sweep_id,
-        "job_num": sweep.get("job_num"),
-        "start": fmt_time(run.start_time),
-        "end": fmt_time(rec.get("end_time")),
-        "duration_s": None if run.duration is None else round(run.duration, 3),
-        "seed": rec.get("seed"),
-        "git_commit": git.get("commit"),
-        "git_branch": git.get("branch"),
-        "git_dirty": git.get("dirty"),
-        "config_hash": rec.get("config_hash"),
-        "rerun_of": rec.get("rerun_of"),
-        "host": rec.get("host"),
-        "tags": ",".join(run.tags),
-        "overrides": " ".join(run.overrides),
-        "best_metric": best.get("metric"),
-        "best_mode": best.get("mode"),
-        "best_value": best.get("value"),
-        "best_step": best.get("step"),
-        "last_step": run.summary.get("last_step"),
-        "path": str(run.path),
-        "problem": run.problem or run.summary_problem,
-    }
-    if not run.corrupt:
-        for key, value in run.flat_config().items():
-            row[f"param.{key}"] = value
-    for key, value in run.metrics.items():
-        row[f"metric.{key}"] = value
-    return row
+from runkit.formatting import fmt_duration, fmt_time
+from runkit.storage.layout import SWEEPS_DIR
+from runkit.storage.status import Status
 
 
 @one_line_errors
@@ -152,7 +81,7 @@ def pick_runs(
     status: list[str] | None,
     older_than: str | None,
     sweep: str | None,
-) -> list[RunInfo]:
+) -> list[RunEntry]:
     runs = scan_runs(runs_dir, warn=warn)
     if refs:
         chosen_paths = {resolve_run(ref, runs_dir).path.resolve() for ref in refs}
@@ -164,13 +93,13 @@ def pick_runs(
     if older_than:
         limit = time.time() - parse_age(older_than)
         runs = [r for r in runs if (r.record.get("end_time") or r.start_time or time.time()) < limit]
-    live = [r for r in runs if r.status == "running"]
+    live = [r for r in runs if r.status == Status.RUNNING.value]
     for run in live:
         warn(f"skipped run {run.id}: still running")
-    return [r for r in runs if r.status != "running"]
+    return [r for r in runs if r.status != Status.RUNNING.value]
 
 
-def destination(run: RunInfo, runs_dir: Path, archive: Path) -> Path:
+def destination(run: RunEntry, runs_dir: Path, archive: Path) -> Path:
     try:
         rel = run.path.resolve().relative_to(runs_dir.resolve())
     except ValueError:
@@ -178,7 +107,7 @@ def destination(run: RunInfo, runs_dir: Path, archive: Path) -> Path:
     return archive / rel
 
 
-def show_plan(runs: list[RunInfo], verb: str, target: str) -> None:
+def show_plan(runs: list[RunEntry], verb: str, target: str) -> None:
     from rich.table import Table
     from rich.text import Text
 
@@ -197,7 +126,7 @@ def show_plan(runs: list[RunInfo], verb: str, target: str) -> None:
     stdout_console().print(table)
 
 
-def tidy_sweep_dirs(runs: list[RunInfo], runs_dir: Path, archive: Path | None) -> None:
+def tidy_sweep_dirs(runs: list[RunEntry], runs_dir: Path, archive: Path | None) -> None:
     """A sweep folder left without jobs goes too (its sweep.json and summaries follow the jobs)."""
     for sweep_dir in {r.sweep_dir for r in runs if r.sweep_dir is not None}:
         if not sweep_dir.is_dir() or any(p.is_dir() and looks_like_run_dir(p) for p in sweep_dir.iterdir()):
@@ -214,7 +143,7 @@ def tidy_sweep_dirs(runs: list[RunInfo], runs_dir: Path, archive: Path | None) -
             sweep_dir.rmdir()
 
 
-def move_runs(runs: list[RunInfo], runs_dir: Path, archive: Path) -> int:
+def move_runs(runs: list[RunEntry], runs_dir: Path, archive: Path) -> int:
     moved = 0
     for run in runs:
         target = destination(run, runs_dir, archive)
@@ -284,13 +213,18 @@ def gc(
 ) -> None:
     """Archive (or --delete) failed, crashed, aborted and corrupt runs. Lists only, unless --yes."""
     runs_dir = check_runs_dir(Path(runs_dir))
-    statuses = split_values(status) or ["failed", "crashed", "aborted", CORRUPT]
+    statuses = split_values(status) or [
+        Status.FAILED.value,
+        Status.CRASHED.value,
+        Status.ABORTED.value,
+        CORRUPT,
+    ]
     target = None if delete else _archive_dir(runs_dir, to)
     chosen = pick_runs(runs_dir, [], statuses, older_than, None)
     _act(chosen, runs_dir, target, yes, delete=delete)
 
 
-def _act(chosen: list[RunInfo], runs_dir: Path, target: Path | None, yes: bool, delete: bool) -> None:
+def _act(chosen: list[RunEntry], runs_dir: Path, target: Path | None, yes: bool, delete: bool) -> None:
     if not chosen:
         typer.echo("no runs match")
         return

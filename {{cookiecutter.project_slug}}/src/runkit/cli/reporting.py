@@ -7,9 +7,11 @@ from typing import Annotated
 
 import typer
 
+from runkit.catalog.details import run_details
+from runkit.catalog.history import metric_history
+from runkit.catalog.runs import read_run_entry, resolve_run, scan_runs
+from runkit.catalog.sweeps import resolve_sweep
 from runkit.cli.common import DEFAULT_RUNS_DIR, RunsDir, check_runs_dir, one_line_errors
-from runkit.cli.records import load_run, metric_history, resolve_run, resolve_sweep, scan_runs
-from runkit.cli.show import details
 
 
 @one_line_errors
@@ -54,12 +56,13 @@ def report(
             raise typer.Exit(1)
         chosen.jobs = jobs
         histories = {j.id: metric_history(j.path) for j in jobs}
-        first = details(load_run(jobs[0].path, sweep_dir=chosen.path))
-        written = sweep_report(chosen, histories, first, out, (metric or [None])[0], html, pdf)
+        first = run_details(read_run_entry(jobs[0].path, sweep_dir=chosen.path))
+        written = sweep_report(chosen, histories, first, out, metric[0] if metric else None, html, pdf)
     else:
+        assert run is not None
         if not Path(run).exists():
             check_runs_dir(runs_dir)
-        info_run = resolve_run(run, runs_dir)
-        written = run_report(details(info_run), metric_history(info_run.path), out, metric, html, pdf)
+        entry = resolve_run(run, runs_dir)
+        written = run_report(run_details(entry), metric_history(entry.path), out, metric, html, pdf)
     for path in written:
         typer.echo(str(path))

@@ -11,19 +11,16 @@ from typing import Annotated
 
 import typer
 
+from runkit.catalog.entry import RunEntry
+from runkit.catalog.runs import read_json_or_empty, resolve_run, scan_runs
+from runkit.catalog.values import override_key
 from runkit.cli.common import DEFAULT_RUNS_DIR, RunsDir, find_project_root, one_line_errors, warn
-from runkit.cli.records import (
-    NOT_REPLAYED_KEYS,
-    NOT_REPLAYED_PREFIXES,
-    RunInfo,
-    override_key,
-    read_json_or_empty,
-    resolve_run,
-    scan_runs,
-)
 from runkit.errors import UserError
 
 RERUN_KEY = "rerun_of"
+# Overrides that only make sense in the original launch (a multirun, a resumed session): not replayed.
+NOT_REPLAYED_PREFIXES = ("hydra/launcher", "hydra/sweeper", "hydra.launcher", "hydra.sweeper", "hydra.mode")
+NOT_REPLAYED_KEYS = ("resume", RERUN_KEY, "sweep.resume")
 
 
 def replayed(override: str) -> bool:
@@ -31,7 +28,7 @@ def replayed(override: str) -> bool:
     return key not in NOT_REPLAYED_KEYS and not key.startswith(NOT_REPLAYED_PREFIXES)
 
 
-def rerun_overrides(run: RunInfo, extra: list[str], runs_dir: Path) -> list[str]:
+def rerun_overrides(run: RunEntry, extra: list[str], runs_dir: Path) -> list[str]:
     """The saved overrides (minus launch-only ones), the recorded seed, where to write, the link to the
     original, then the new overrides; one entry per key, the later winning."""
     merged: dict[str, str] = {}
@@ -77,14 +74,14 @@ def git_head(root: Path) -> tuple[str | None, bool]:
         return None, False
 
 
-def recorded_commit(run: RunInfo) -> tuple[str | None, bool]:
+def recorded_commit(run: RunEntry) -> tuple[str | None, bool]:
     git = dict(read_json_or_empty(run.path / "git.json"))
     git.update(run.git)
     commit = git.get("commit")
     return (str(commit) if commit else None), bool(git.get("dirty"))
 
 
-def check_code(run: RunInfo, root: Path, allow: bool) -> None:
+def check_code(run: RunEntry, root: Path, allow: bool) -> None:
     """Refuse (UserError) when the code may differ from the run's, unless allowed; warn about dirty trees."""
     recorded, recorded_dirty = recorded_commit(run)
     current, current_dirty = git_head(root)

@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
+from runkit.catalog.details import run_details
+from runkit.catalog.runs import resolve_run
 from runkit.cli.common import (
     DEFAULT_RUNS_DIR,
     RunsDir,
@@ -15,104 +17,8 @@ from runkit.cli.common import (
     one_line_errors,
     stdout_console,
 )
-from runkit.cli.records import (
-    RunInfo,
-    artifacts_of,
-    fmt_duration,
-    fmt_time,
-    fmt_value,
-    read_json_or_empty,
-    resolve_run,
-)
 from runkit.flatten import flatten_raw
-
-# What `show` prints of environment.json (dotted paths); the rest is in the file and in `show --json`.
-ENV_KEYS = (
-    "hostname",
-    "python.version",
-    "python.implementation",
-    "python.executable",
-    "os.distribution",
-    "os.system",
-    "os.release",
-    "os.machine",
-    "cpu.logical",
-    "memory_bytes",
-    "torch.version",
-    "torch.cuda_version",
-    "torch.cudnn_version",
-    "torch.gpus",
-    "torch.num_threads",
-    "command.cwd",
-)
-
-
-def git_summary(run: RunInfo) -> dict[str, Any]:
-    """run.json `git`, completed from git.json when the run directory has one."""
-    git = dict(run.git)
-    from_file = read_json_or_empty(run.path / "git.json")
-    for key, value in from_file.items():
-        if key not in git and not isinstance(value, (dict, list)) and value is not None:
-            git[key] = value
-    if (run.path / "git.diff").is_file():
-        git["diff_file"] = str(run.path / "git.diff")
-    return git
-
-
-def environment_summary(run: RunInfo) -> dict[str, Any]:
-    """The main facts of environment.json; run.json `environment` (the capture's summary) without it."""
-    env = read_json_or_empty(run.path / "environment.json")
-    flat = flatten_raw(env)
-    out: dict[str, Any] = {k: flat[k] for k in ENV_KEYS if flat.get(k) not in (None, "", [])}
-    summary = run.record.get("environment")
-    if not out and isinstance(summary, dict):
-        out = {k: v for k, v in summary.items() if not isinstance(v, dict) and v not in (None, "")}
-    if not out:  # an unknown layout: its top-level scalars
-        out = {k: v for k, v in env.items() if not isinstance(v, (dict, list))}
-    packages = env.get("packages")
-    if isinstance(packages, (dict, list)):
-        out["packages"] = f"{len(packages)} recorded in environment.json"
-    return {k: (", ".join(map(str, v)) or "none") if isinstance(v, list) else v for k, v in out.items()}
-
-
-def details(run: RunInfo) -> dict[str, Any]:
-    """Everything `show` prints, as one JSON-ready dict."""
-    rec = run.record
-    traceback_file = run.path / "traceback.txt"
-    config_text = (
-        (run.path / "config.yaml").read_text(encoding="utf-8") if (run.path / "config.yaml").is_file() else ""
-    )
-    return {
-        "id": run.id,
-        "name": run.name,
-        "status": run.status,
-        "recorded_status": rec.get("status"),
-        "path": str(run.path),
-        "start_time": rec.get("start_time"),
-        "end_time": rec.get("end_time"),
-        "duration_s": run.duration,
-        "host": rec.get("host"),
-        "pid": rec.get("pid"),
-        "seed": rec.get("seed"),
-        "tags": run.tags,
-        "sweep": rec.get("sweep"),
-        "rerun_of": rec.get("rerun_of"),
-        "init_from": rec.get("init_from"),
-        "resumed": rec.get("resumed", False),
-        "config_hash": rec.get("config_hash"),
-        "argv": rec.get("argv"),
-        "overrides": run.overrides,
-        "git": git_summary(run),
-        "environment": environment_summary(run),
-        "backends": rec.get("backends") or {},
-        "error": rec.get("error"),
-        "traceback": traceback_file.read_text(encoding="utf-8", errors="replace")
-        if traceback_file.is_file()
-        else None,
-        "summary": run.summary,
-        "artifacts": artifacts_of(run.path),
-        "config": config_text,
-    }
+from runkit.formatting import fmt_duration, fmt_size, fmt_time, fmt_value
 
 
 def kv_table(title: str, items: dict[str, Any]) -> Any:
@@ -127,16 +33,6 @@ def kv_table(title: str, items: dict[str, Any]) -> Any:
     for key, value in items.items():
         table.add_row(key, Text(fmt_value(value)))
     return table
-
-
-def fmt_size(size: int | None) -> str:
-    if size is None:
-        return "missing"
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return str(size)
 
 
 def print_details(info: dict[str, Any], show_config: bool) -> None:
@@ -244,7 +140,7 @@ def show_run(
     """
     if not Path(run).exists():
         check_runs_dir(Path(runs_dir))
-    info = details(resolve_run(run, Path(runs_dir)))
+    info = run_details(resolve_run(run, Path(runs_dir)))
     if json_out:
         emit_json(info)
     else:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from runkit.catalog.runs import resolve_run, scan_runs
 from runkit.cli.common import (
     DEFAULT_RUNS_DIR,
     RunsDir,
@@ -16,8 +17,8 @@ from runkit.cli.common import (
     one_line_errors,
     warn,
 )
-from runkit.cli.records import resolve_run, scan_runs
 from runkit.errors import UserError
+from runkit.storage.status import Status
 
 BACKENDS = ("tensorboard", "mlflow", "wandb")
 
@@ -53,12 +54,10 @@ def summarise(result: Any) -> str:
 
 @one_line_errors
 def sync(
+    to: Annotated[str, typer.Option("--to", help="Backend to replay into: tensorboard, mlflow or wandb.")],
     run: Annotated[
         str | None, typer.Argument(help="Run id, unique id prefix, run directory or 'last'.")
     ] = None,
-    to: Annotated[
-        str, typer.Option("--to", help="Backend to replay into: tensorboard, mlflow or wandb.")
-    ] = ...,
     all_runs: Annotated[
         bool, typer.Option("--all", help="Sync every run (skips running and corrupt ones).")
     ] = False,
@@ -92,11 +91,12 @@ def sync(
         for info in scan_runs(runs_dir, warn=warn):
             if info.corrupt:
                 continue  # already warned, naming the file
-            if info.status == "running":
+            if info.status == Status.RUNNING.value:
                 warn(f"skipped run {info.id}: still running (its shipper syncs it)")
                 continue
             runs.append(info)
     else:
+        assert run is not None  # one of the two, checked above
         runs = [resolve_run(run, runs_dir)]
     failures = 0
     for info in runs:

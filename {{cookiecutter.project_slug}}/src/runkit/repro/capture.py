@@ -20,14 +20,13 @@ from omegaconf import DictConfig, OmegaConf
 from runkit.hydra_context import hydra_context
 from runkit.repro import environment as env_capture
 from runkit.repro.config_hash import config_hash
-from runkit.repro.git import DIFF_FILE, git_state, write_diff
+from runkit.repro.git import git_state, write_diff
 from runkit.storage.jsonio import write_json
+from runkit.storage.layout import ENVIRONMENT_FILE, GIT_DIFF_FILE, GIT_FILE
 from runkit.storage.run_dir import RunDir
 
 log = logging.getLogger(__name__)
 
-GIT_FILE = "git.json"
-ENVIRONMENT_FILE = "environment.json"
 DEFAULT_DIFF_MAX_BYTES = 1_000_000
 
 
@@ -51,7 +50,7 @@ def capture_run(run_dir: RunDir, cfg: DictConfig, dest: Path | None = None) -> d
     root = project_root(cfg)
     git = git_state(root)
     max_bytes = OmegaConf.select(cfg, "git.diff_max_bytes", default=DEFAULT_DIFF_MAX_BYTES)
-    diff = write_diff(git.root or root, git, dest / DIFF_FILE, max_bytes)
+    diff = write_diff(git.root or root, git, dest / GIT_DIFF_FILE, max_bytes)
     git_record = {**git.to_dict(), "diff": diff}
     write_json(dest / GIT_FILE, git_record)
     if git.warning:

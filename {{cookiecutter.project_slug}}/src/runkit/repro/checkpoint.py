@@ -47,7 +47,9 @@ def save_checkpoint(path: Path, **state: Any) -> Path:
     return path
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
+def load_checkpoint(path: Path) -> Any:
+    """What `save_checkpoint` wrote (a dict for the kit's own checkpoints; a bare state dict, or anything
+    torch saved, for a file given to init_from). Raises UserError when it is missing or unreadable."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist")

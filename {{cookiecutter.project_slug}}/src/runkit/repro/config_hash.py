@@ -1,10 +1,9 @@
 """A stable hash of the resolved config: two runs with the same hash trained with the same settings.
 
-Keys that differ from run to run without changing what is trained are left out: where files go (`paths`),
-labels (`name`, `tags`), which trackers receive the run and how (`tracker`, `tracking`), how the run was
-started or continued (`resume`, `init_from`, `stop_after_epochs`, `rerun_of`), git capture settings
-(`git`), sweep bookkeeping (`sweep`) and Hydra's own node (`hydra`). The seed is part of the hash: a
-different seed is a different run.
+Plumbing keys (where files go, labels, trackers, how the run was started or continued, git capture settings,
+sweep bookkeeping, Hydra's own node, the device: `repro.config_keys.PLUMBING_KEYS`) are left out: they differ
+from run to run without changing what is trained. The seed is part of the hash: a different seed is a
+different run.
 """
 
 from __future__ import annotations
@@ -16,32 +15,18 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-EXCLUDED_KEYS = frozenset(
-    {
-        "paths",
-        "name",
-        "tags",
-        "tracker",
-        "tracking",
-        "resume",
-        "init_from",
-        "stop_after_epochs",
-        "rerun_of",
-        "git",
-        "sweep",
-        "hydra",
-    }
-)
+from runkit.repro.config_keys import is_plumbing, science_params
+
 HASH_LENGTH = 12
 
 
 def hashable_config(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
-    """The resolved config as plain data, without the run-varying top-level keys."""
+    """The resolved config as plain data, its science part only (no plumbing keys)."""
     if not isinstance(cfg, DictConfig):
-        return {k: v for k, v in cfg.items() if k not in EXCLUDED_KEYS}
+        return science_params(cfg)
     data: dict[str, Any] = {}
-    for key in cfg:  # resolved key by key, so an excluded key that cannot resolve here is never touched
-        if key in EXCLUDED_KEYS:
+    for key in cfg:  # resolved key by key, so a plumbing key that cannot resolve here is never touched
+        if is_plumbing(str(key)):
             continue
         value = cfg[key]
         data[str(key)] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value

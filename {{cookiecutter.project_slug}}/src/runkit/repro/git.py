@@ -16,8 +16,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from runkit.errors import UserError
+from runkit.storage.layout import GIT_DIFF_FILE
 
-DIFF_FILE = "git.diff"
 MAX_LISTED = 1000  # longer lists of changed/untracked files are cut (the count is kept)
 _SECRET_PARAM = re.compile(r"(key|token|secret|password|passwd|pwd|auth|credential|signature|sig)", re.I)
 _GIT_ENV = {"GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"}
@@ -209,11 +209,29 @@ def write_diff(root: str | Path, state: GitState, dest: Path, max_bytes: int | N
         cut = data.rfind(b"\n")
         data = data[: cut + 1] if cut >= 0 else b""
         data += (
-            f"\n# [git.diff TRUNCATED: cut at git.diff_max_bytes={limit} bytes; the full diff is larger. "
+            f"\n# [{GIT_DIFF_FILE} TRUNCATED: cut at git.diff_max_bytes={limit} bytes; "
+            "the full diff is larger. "
             f"Raise git.diff_max_bytes to keep more.]\n"
         ).encode()
     dest.write_bytes(data)
     return {"file": dest.name, "bytes": len(data), "truncated": truncated}
+
+
+def git_head(root: str | Path) -> tuple[str | None, bool]:
+    """(HEAD commit, dirty) of the work tree holding `root`: two quick git calls, untracked files ignored.
+    (None, False) where there is no commit to name (no git, not a repository, no commits yet)."""
+    root = Path(root)
+    if shutil.which("git") is None or not root.is_dir():
+        return None, False
+    try:
+        head = _git(root, "rev-parse", "--verify", "--quiet", "HEAD")
+        if head.returncode != 0:
+            return None, False
+        status = _git(root, "status", "--porcelain", "--untracked-files=no")
+    except OSError:
+        return None, False
+    commit = head.stdout.decode(errors="replace").strip() or None
+    return commit, bool(status.stdout.strip())
 
 
 def require_clean(root: str | Path) -> GitState:

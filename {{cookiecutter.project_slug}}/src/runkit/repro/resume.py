@@ -18,8 +18,11 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from runkit.errors import UserError
 from runkit.hydra_context import hydra_context
+from runkit.overrides import override_key
 from runkit.repro.checkpoint import load_checkpoint
+from runkit.repro.config_keys import SESSION_KEYS
 from runkit.storage.jsonio import CorruptRunFileError
+from runkit.storage.layout import CHECKPOINTS_DIR, LAST_CHECKPOINT, RUN_FILE
 from runkit.storage.liveness import is_dead
 from runkit.storage.lookup import find_run
 from runkit.storage.run_dir import RunDir, id_from_name
@@ -27,9 +30,6 @@ from runkit.storage.status import Status
 
 log = logging.getLogger(__name__)
 
-LAST_CHECKPOINT = "last.pt"
-# Overrides that only concern one session: never carried from a run's recorded overrides into its resume.
-SESSION_KEYS = frozenset({"resume", "stop_after_epochs"})
 # Config that shapes the model or the data it sees (or what the checkpoint's optimizer/scheduler state means):
 # it must be the same as the run's when resuming it.
 MUST_MATCH = ("model", "data", "seed", "optimizer._target_", "scheduler._target_")
@@ -60,21 +60,10 @@ class ResumePoint:
         return self.state.get("summary")
 
 
-def _override_key(override: str) -> str:
-    """The key or group an override sets: `+a.b=1` -> `a.b`, `optimizer=sgd` -> `optimizer`."""
-    try:
-        from hydra.core.override_parser.overrides_parser import OverridesParser
-
-        parsed = OverridesParser.create().parse_overrides([override])[0]
-        return parsed.key_or_group if parsed.package is None else f"{parsed.key_or_group}@{parsed.package}"
-    except Exception:  # an override Hydra accepted once but cannot parse now: fall back to the text
-        return override.split("=", 1)[0].lstrip("+~")
-
-
 def merge_overrides(saved: list[str], new: list[str]) -> list[str]:
     """The run's recorded overrides without the session-only ones and those set again, then the new ones."""
-    new_keys = {_override_key(o) for o in new}
-    kept = [o for o in saved if _override_key(o) not in new_keys and _override_key(o) not in SESSION_KEYS]
+    new_keys = {override_key(o) for o in new}
+    kept = [o for o in saved if override_key(o) not in new_keys and override_key(o) not in SESSION_KEYS]
     return [*kept, *new]
 
 
@@ -95,7 +84,9 @@ def _select(data: dict[str, Any], dotted: str) -> Any:
     return data
 
 
-def config_differences(saved: dict[str, Any], current: dict[str, Any], keys=MUST_MATCH) -> list[str]:
+def config_differences(
+    saved: dict[str, Any], current: dict[str, Any], keys: tuple[str, ...] = MUST_MATCH
+) -> list[str]:
     """`key (run: a, now: b)` for every leaf under `keys` that differs between two resolved configs."""
     diffs = []
     for key in keys:
@@ -163,13 +154,16 @@ def prepare_resume(cfg: DictConfig) -> tuple[DictConfig, ResumePoint]:
         raise UserError(f"cannot resume run {run_id}: {checkpoint} was written by run {state['run_id']}")
     if not run_dir.config_file.is_file():
         raise UserError(f"cannot resume run {run_id}: {run_dir.config_file} is missing")
-    saved_cfg = OmegaConf.to_container(OmegaConf.load(run_dir.config_file), resolve=False)
+    loaded = OmegaConf.to_container(OmegaConf.load(run_dir.config_file), resolve=False)
+    if not isinstance(loaded, dict):
+        raise UserError(f"cannot resume run {run_id}: {run_dir.config_file} does not hold a config mapping")
+    saved_cfg = {str(k): v for k, v in loaded.items()}
     saved_overrides = (
         yaml.safe_load(run_dir.overrides_file.read_text()) if run_dir.overrides_file.is_file() else None
     ) or list(record.get("overrides") or [])
 
     new_overrides = list(hydra_context().overrides)
-    new_keys = {_override_key(o) for o in new_overrides}
+    new_keys = {override_key(o) for o in new_overrides}
     if "seed" not in new_keys and saved_cfg.get("seed") is not None:
         new_overrides.append(f"seed={saved_cfg['seed']}")  # the seed the run actually used
     overrides = merge_overrides(list(saved_overrides), new_overrides)
@@ -184,7 +178,7 @@ def prepare_resume(cfg: DictConfig) -> tuple[DictConfig, ResumePoint]:
             f"cannot resume run {run_id}: the config differs in what shapes the model or its data: "
             f"{'; '.join(diffs)}. Drop those overrides, or start a new run with init_from={run_id}"
         )
-    kept = [o for o in overrides if _override_key(o) not in SESSION_KEYS]
+    kept = [o for o in overrides if override_key(o) not in SESSION_KEYS]
     point = ResumePoint(run_dir, record, checkpoint, state, kept)
     log.info("resuming run %s from epoch %d (step %d)", run_id, point.epoch, point.step)
     if point.epoch >= int(session_cfg.get("epochs", 0)):
@@ -209,16 +203,17 @@ def resolve_init_from(ref: str, runs_dir: Path) -> tuple[Path, str | None, Path 
     """`init_from=<checkpoint file | run dir | run id | last>` -> (checkpoint file, run id, run dir)."""
     path = Path(str(ref)).expanduser()
     if path.is_file():
-        run_dir = path.parent.parent if path.parent.name == "checkpoints" else None
-        run_id = id_from_name(run_dir) if run_dir and (run_dir / "run.json").is_file() else None
-        return path.resolve(), run_id, run_dir.resolve() if run_id and run_dir else None
-    run_dir, record = load_run(str(ref), runs_dir)
-    checkpoint = run_dir.checkpoints / LAST_CHECKPOINT
+        folder = path.parent.parent if path.parent.name == CHECKPOINTS_DIR else None
+        run_id = id_from_name(folder) if folder and (folder / RUN_FILE).is_file() else None
+        return path.resolve(), run_id, folder.resolve() if run_id and folder else None
+    run, record = load_run(str(ref), runs_dir)
+    checkpoint = run.checkpoints / LAST_CHECKPOINT
     if not checkpoint.is_file():
         raise UserError(
             f"init_from={ref}: run {record.get('id')} has no checkpoint ({checkpoint} is missing)"
         )
-    return checkpoint, record.get("id"), run_dir.path
+    found = record.get("id")
+    return checkpoint, None if found is None else str(found), run.path
 
 
 def init_weights(ref: str, runs_dir: Path, model: Any) -> dict[str, Any]:

@@ -67,3 +67,29 @@ def worker_init_fn(worker_id: int) -> None:
     worker_seed = torch.initial_seed() % 2**32
     np.random.seed(worker_seed)
     random.seed(worker_seed)
+
+
+def rank_seed(seed: int, rank: int, world_size: int = 1) -> int:
+    """The seed of one rank of a multi-process run: `seed + rank` (wrapped into the valid range).
+
+    Rank 0 keeps the run's seed. Every rank builds the model from the run's seed (so the initial weights are
+    the same everywhere; DDP broadcasts rank 0's anyway); what each rank draws afterwards (dropout masks,
+    augmentations) comes from its own seed, so that ranks do not repeat each other's random numbers.
+    """
+    del world_size  # the same rule for any world size: rank r of any job draws from seed + r
+    return (int(seed) + int(rank)) % (MAX_SEED + 1)
+
+
+def seed_rank(seed: int, rank: int, world_size: int) -> int:
+    """Reseed Python, NumPy and torch with this rank's seed (multi-process runs only; a single process keeps
+    the stream `seed_everything` started, exactly as before). Returns the seed applied."""
+    import numpy as np
+    import torch
+
+    if world_size <= 1:
+        return seed
+    own = rank_seed(seed, rank, world_size)
+    random.seed(own)
+    np.random.seed(own % 2**32)
+    torch.manual_seed(own)
+    return own

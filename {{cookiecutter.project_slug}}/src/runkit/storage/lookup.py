@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from runkit.errors import UserError
-from runkit.storage.run_dir import RUN_FILE, RunDir, id_from_name
+from runkit.storage.layout import RUN_FILE, SWEEPS_DIR
+from runkit.storage.run_dir import RunDir, id_from_name
 
 
 def iter_run_dirs(runs_dir: Path) -> Iterator[RunDir]:
@@ -14,7 +15,7 @@ def iter_run_dirs(runs_dir: Path) -> Iterator[RunDir]:
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         return
-    for pattern in (f"*/{RUN_FILE}", f"sweeps/*/*/{RUN_FILE}"):
+    for pattern in (f"*/{RUN_FILE}", f"{SWEEPS_DIR}/*/*/{RUN_FILE}"):
         for run_file in runs_dir.glob(pattern):
             yield RunDir(run_file.parent)
 

@@ -3,6 +3,8 @@
 <runs_dir>/<YYYYmmdd-HHMMSS>-<name>-<id>/
     run.json  config.yaml  overrides.yaml  events.jsonl  summary.json  train.log
     environment.json  git.json  git.diff  checkpoints/  artifacts/  figures/  <backend dirs>/
+
+Every file and folder name comes from storage/layout.py.
 """
 
 from __future__ import annotations
@@ -11,16 +13,29 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from runkit.ids import new_id
-from runkit.storage.events import EVENTS_FILE
 from runkit.storage.jsonio import read_json, write_json
+from runkit.storage.layout import (
+    ARTIFACTS_DIR,
+    CHECKPOINTS_DIR,
+    CONFIG_FILE,
+    ENVIRONMENT_FILE,
+    EVENTS_FILE,
+    FIGURES_DIR,
+    GIT_DIFF_FILE,
+    GIT_FILE,
+    OVERRIDES_FILE,
+    RESUMES_DIR,
+    RUN_FILE,
+    SHIPPER_DIR,
+    SUMMARY_FILE,
+    TRACEBACK_FILE,
+    TRAIN_LOG_FILE,
+)
+from runkit.storage.records import RunRecord
 
-RUN_FILE = "run.json"
-SUMMARY_FILE = "summary.json"
-CONFIG_FILE = "config.yaml"
-OVERRIDES_FILE = "overrides.yaml"
 SCHEMA_VERSION = 1
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -39,6 +54,11 @@ def id_from_name(path: Path | str) -> str:
 def safe_name(name: str) -> str:
     """A run name made safe for a folder name; the original stays in run.json."""
     return _UNSAFE.sub("-", str(name)).strip("-")[:60] or "run"
+
+
+def _mapping(data: Any) -> dict[str, Any]:
+    """A json file's content as a dict (an empty one when it holds something else)."""
+    return data if isinstance(data, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -90,15 +110,15 @@ class RunDir:
 
     @property
     def checkpoints(self) -> Path:
-        return self.path / "checkpoints"
+        return self.path / CHECKPOINTS_DIR
 
     @property
     def artifacts(self) -> Path:
-        return self.path / "artifacts"
+        return self.path / ARTIFACTS_DIR
 
     @property
     def figures(self) -> Path:
-        return self.path / "figures"
+        return self.path / FIGURES_DIR
 
     def subdir(self, name: str) -> Path:
         """A folder inside the run directory (created), e.g. for a backend's own files."""
@@ -108,7 +128,11 @@ class RunDir:
 
     # --- run.json ----------------------------------------------------------------------------------------
     def read(self) -> dict[str, Any]:
-        return read_json(self.run_file)
+        return _mapping(read_json(self.run_file))
+
+    def read_record(self) -> RunRecord:
+        """run.json, typed."""
+        return cast(RunRecord, self.read())
 
     def write(self, record: dict[str, Any]) -> None:
         write_json(self.run_file, {"schema": SCHEMA_VERSION, **record})
@@ -122,4 +146,32 @@ class RunDir:
         return record
 
     def read_summary(self) -> dict[str, Any]:
-        return read_json(self.summary_file) if self.summary_file.exists() else {}
+        return _mapping(read_json(self.summary_file)) if self.summary_file.exists() else {}
+
+    @property
+    def traceback_file(self) -> Path:
+        return self.path / TRACEBACK_FILE
+
+    @property
+    def train_log(self) -> Path:
+        return self.path / TRAIN_LOG_FILE
+
+    @property
+    def environment_file(self) -> Path:
+        return self.path / ENVIRONMENT_FILE
+
+    @property
+    def git_file(self) -> Path:
+        return self.path / GIT_FILE
+
+    @property
+    def git_diff_file(self) -> Path:
+        return self.path / GIT_DIFF_FILE
+
+    @property
+    def resumes(self) -> Path:
+        return self.path / RESUMES_DIR
+
+    @property
+    def shipper_dir(self) -> Path:
+        return self.path / SHIPPER_DIR

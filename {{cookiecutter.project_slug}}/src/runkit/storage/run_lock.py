@@ -23,6 +23,8 @@ try:
 except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
+_HAS_FLOCK: bool = fcntl is not None
+
 DEFAULT_LOCK_TIMEOUT = 60.0  # seconds (tracking.lock_timeout)
 _POLL_SECONDS = 0.05
 _BUSY = (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK)
@@ -38,7 +40,7 @@ class RunLock:
     def acquire(cls, events_file: Path, timeout: float, run_id: str) -> RunLock:
         """Take the lock, waiting up to `timeout` seconds while another session lets go. Raises UserError (one
         line, naming the run) when it does not."""
-        if fcntl is None:
+        if not _HAS_FLOCK:
             return cls(None)
         fd = os.open(events_file, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + max(0.0, float(timeout))

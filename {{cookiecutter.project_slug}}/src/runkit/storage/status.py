@@ -14,10 +14,19 @@ class Status(str, Enum):  # noqa: UP042 - StrEnum needs Python 3.11
     CRASHED = (
         "crashed"  # died without a word (SIGKILL, OOM, power): found by the shipper or a stale heartbeat
     )
+    SKIPPED = "skipped"  # a sweep job that never ran: its sweep was stopped first (fail-fast, bad input)
 
     @property
     def is_final(self) -> bool:
         return self is not Status.RUNNING
+
+
+def status_of(text: object) -> Status | None:
+    """The Status a recorded status string names; None for anything else (a missing or unknown value)."""
+    try:
+        return Status(str(text))
+    except ValueError:
+        return None
 
 
 class Preempted(BaseException):

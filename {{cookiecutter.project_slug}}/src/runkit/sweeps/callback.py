@@ -19,22 +19,22 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from runkit.errors import UserError
-from runkit.sweeps.records import (
-    SUMMARY_MD,
-    clear_stop,
-    find_sweep,
-    job_key,
-    read_sweep,
-    stop_reason,
-    sweep_id_of,
-    write_sweep,
-)
+from runkit.overrides import override_key
+from runkit.storage.layout import SWEEP_FILE, SWEEP_SUMMARY_MD
+from runkit.storage.records import SweepRecord
+from runkit.storage.status import Status
+from runkit.sweeps.grouping import job_key
+from runkit.sweeps.lookup import find_sweep, sweep_id_of
+from runkit.sweeps.records import clear_stop, read_sweep, stop_reason, write_sweep
+
+if TYPE_CHECKING:
+    from runkit.sweeps.summary import SweepSummary
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def sweep_grid(overrides: list[str]) -> tuple[dict[str, list[str]], dict[str, st
     grid: dict[str, list[str]] = {}
     fixed: dict[str, str] = {}
     for override in OverridesParser.create().parse_overrides(overrides):
-        key = override.get_key_element()
+        key = override_key(override.get_key_element())  # `+x` and `x` are one parameter
         if override.is_sweep_override():
             try:
                 grid[key] = list(override.sweep_string_iterator())
@@ -81,7 +81,7 @@ class SweepCallback(Callback):
             if self._state is not None:  # sweep.json exists: say how it ended
                 self._state["ended"] = True
                 record = self._state["record"]
-                record.update(status="failed", end_time=time.time(), stopped=str(exc))
+                record.update(status=Status.FAILED.value, end_time=time.time(), stopped=str(exc))
                 write_sweep(self._state["dir"], record)
             _fail(str(exc))
 
@@ -91,11 +91,13 @@ class SweepCallback(Callback):
         HydraConfig.instance().set_config(config)  # `${hydra:...}` in paths.* needs it, as in the launchers
         sweep_dir = Path(str(config.hydra.sweep.dir))
         policy = config.get("sweep") or {}
-        previous: dict[str, Any] = {}
-        if policy.get("resume"):
-            if not (sweep_dir / "sweep.json").is_file():
-                find_sweep(str(policy.resume), Path(str(config.paths.runs_dir)))  # raises the clear error
-                raise UserError(f"sweep.resume={policy.resume}: {sweep_dir} is not a sweep directory")
+        resume = policy.get("resume")
+        previous = SweepRecord()
+        if resume:
+            if not (sweep_dir / SWEEP_FILE).is_file():
+                # raises the clear error
+                find_sweep(str(resume), Path(str(config.paths.runs_dir)), option="sweep.resume")
+                raise UserError(f"sweep.resume={resume}: {sweep_dir} is not a sweep directory")
             previous = read_sweep(sweep_dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         clear_stop(sweep_dir)
@@ -112,12 +114,12 @@ class SweepCallback(Callback):
         params = sweeper.get("params") if sweeper is not None else None
         search_space = OmegaConf.to_container(params, resolve=True) if params else None
         now = time.time()
-        record: dict[str, Any] = {
+        record: SweepRecord = {
             **previous,
             "id": sweep_id_of(sweep_dir),
             "name": str(config.name),
             "dir": str(sweep_dir),
-            "status": "running",
+            "status": Status.RUNNING.value,
             "start_time": previous.get("start_time", now),
             "end_time": None,
             "argv": list(sys.argv),
@@ -149,7 +151,7 @@ class SweepCallback(Callback):
         write_sweep(sweep_dir, record)
         atexit.register(self._at_exit)
 
-    def _open_backends(self, config: DictConfig, previous: dict[str, Any]) -> None:
+    def _open_backends(self, config: DictConfig, previous: SweepRecord) -> None:
         from hydra.utils import instantiate
 
         from runkit.tracking.backends.base import SweepInfo
@@ -157,9 +159,9 @@ class SweepCallback(Callback):
 
         assert self._state is not None
         record = self._state["record"]
-        resolved = OmegaConf.to_container(config, resolve=True)
-        assert isinstance(resolved, dict)
-        resolved.pop("hydra", None)
+        container = OmegaConf.to_container(config, resolve=True)
+        assert isinstance(container, dict)
+        resolved = {str(k): v for k, v in container.items() if k != "hydra"}
         for name, spec in chosen_backends(config).items():
             info = SweepInfo(
                 sweep_id=record["id"],
@@ -172,7 +174,7 @@ class SweepCallback(Callback):
                 backend = instantiate(spec)
                 record["backends"][name] = dict(backend.open_sweep(info) or {})
             except Exception as exc:
-                self._close_backends("failed", {})
+                self._close_backends(Status.FAILED, {})
                 raise UserError(f"tracker {name}: cannot open the sweep: {exc}") from exc
             self._state["backends"][name] = (backend, info)
 
@@ -182,12 +184,14 @@ class SweepCallback(Callback):
             return
         summary = self._finish(None)
         if not summary.all_completed:
-            counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.counts.items()) if s != "completed")
+            counts = ", ".join(
+                f"{n} {s}" for s, n in sorted(summary.counts.items()) if s != Status.COMPLETED.value
+            )
             reason = stop_reason(self._state["dir"]) or self._state["record"].get("stopped")
             why = f" ({reason})" if reason else ""
             _fail(
                 f"sweep {self._state['record']['id']}: {counts} of {len(summary.rows)} jobs{why}; "
-                f"see {self._state['dir'] / SUMMARY_MD}"
+                f"see {self._state['dir'] / SWEEP_SUMMARY_MD}"
             )
 
     def _at_exit(self) -> None:
@@ -196,13 +200,15 @@ class SweepCallback(Callback):
             return
         # How the sweep ended, when Python printed why: Ctrl-C, SIGTERM (tracking.status.Preempted), other.
         ended_by = type(getattr(sys, "last_value", None)).__name__
-        status = {"KeyboardInterrupt": "aborted", "Preempted": "preempted"}.get(ended_by, "failed")
+        status = {"KeyboardInterrupt": Status.ABORTED, "Preempted": Status.PREEMPTED}.get(
+            ended_by, Status.FAILED
+        )
         try:
             self._finish(status)
         except Exception as exc:  # at exit, never raise
             print(f"WARNING: could not summarise sweep {self._state['dir']}: {exc}", file=sys.stderr)
 
-    def _finish(self, status: str | None) -> Any:
+    def _finish(self, status: Status | None) -> SweepSummary:
         from runkit.console import console
         from runkit.sweeps.summary import build_summary, summary_tables, write_summary_files
 
@@ -216,11 +222,11 @@ class SweepCallback(Callback):
         write_summary_files(summary, sweep_dir, title)
         for renderable in summary_tables(summary, title, sweep_dir):
             console.print(renderable)
-        status = status or ("completed" if summary.all_completed else "failed")
+        status = status or (Status.COMPLETED if summary.all_completed else Status.FAILED)
         now = time.time()
         reason = stop_reason(sweep_dir)
         record.update(
-            status=status,
+            status=status.value,
             end_time=now,
             duration_s=round(now - record["start_time"], 3),
             stopped=reason,
@@ -232,11 +238,11 @@ class SweepCallback(Callback):
         self._close_backends(status, {k: v for k, v in summary.to_dict().items() if k != "jobs"})
         return summary
 
-    def _close_backends(self, status: str, summary: dict[str, Any]) -> None:
+    def _close_backends(self, status: Status, summary: dict[str, Any]) -> None:
         assert self._state is not None
         for name, (backend, info) in list(self._state["backends"].items()):
             try:
-                backend.close_sweep(info, status, summary)
+                backend.close_sweep(info, status.value, summary)
             except Exception as exc:  # the sweep's own record is complete; say so and go on
                 print(f"WARNING: tracker {name}: could not close the sweep: {exc}", file=sys.stderr)
         self._state["backends"] = {}

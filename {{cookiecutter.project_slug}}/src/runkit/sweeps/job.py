@@ -26,7 +26,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from runkit.errors import UserError
 from runkit.hydra_context import HydraContext, hydra_context
-from runkit.storage.status import Preempted
+from runkit.storage.layout import SWEEP_JOB_TRACEBACK_SUFFIX
+from runkit.storage.status import Preempted, Status
 from runkit.sweeps.records import JobRecord, completed_job, request_stop, resolve_sweep_dir, stop_reason
 from runkit.sweeps.resolvers import register_resolvers
 
@@ -88,7 +89,9 @@ def run_sweep_job(cfg: DictConfig, ctx: HydraContext, train: Callable[[DictConfi
     reason = stop_reason(sweep_dir)
     if reason is not None:
         log.warning("job #%d (%s) skipped: %s", job_num, label, reason)
-        record.write(status="skipped", error=f"not run: {reason}", end_time=record.data["start_time"])
+        record.write(
+            status=Status.SKIPPED.value, error=f"not run: {reason}", end_time=record.data["start_time"]
+        )
         return FAILED
 
     record.write()
@@ -107,19 +110,21 @@ def run_sweep_job(cfg: DictConfig, ctx: HydraContext, train: Callable[[DictConfi
             request_stop(sweep_dir, f"sweep.fail_fast: job #{job_num} failed ({error})")
         return FAILED
     except BaseException as exc:  # Ctrl-C, SIGTERM: the sweep itself is being stopped
-        status = {"KeyboardInterrupt": "aborted", "Preempted": "preempted"}.get(type(exc).__name__, "failed")
+        status = {"KeyboardInterrupt": Status.ABORTED, "Preempted": Status.PREEMPTED}.get(
+            type(exc).__name__, Status.FAILED
+        )
         record.finish(status, error=f"{type(exc).__name__}: {exc}")
         raise
     value = float(value) if value is not None else FAILED
-    record.finish("completed", value=None if math.isnan(value) else value)
+    record.finish(Status.COMPLETED, value=None if math.isnan(value) else value)
     return value
 
 
 def _record_failure(record: JobRecord, error: str) -> None:
     """Record a failed attempt; a failure before the run directory existed keeps its traceback here."""
-    tb_file = record.path.with_suffix(".traceback.txt")
+    tb_file = record.path.with_suffix(SWEEP_JOB_TRACEBACK_SUFFIX)
     tb_file.parent.mkdir(parents=True, exist_ok=True)
     tb_file.write_text(traceback.format_exc(), encoding="utf-8")
     fields: dict[str, Any] = {"error": error.strip().splitlines()[0] if error.strip() else error}
     fields["traceback"] = tb_file.relative_to(record.sweep_dir).as_posix()
-    record.finish("failed", **fields)
+    record.finish(Status.FAILED, **fields)

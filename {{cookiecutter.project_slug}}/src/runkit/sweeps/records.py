@@ -17,82 +17,29 @@ import secrets
 import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from runkit.errors import UserError
 from runkit.storage.jsonio import CorruptRunFileError, read_json, write_json
-from runkit.storage.run_dir import RUN_FILE, id_from_name
+from runkit.storage.layout import RUN_FILE, SWEEP_FILE, SWEEP_JOBS_DIR, SWEEP_STOP_FILE
+from runkit.storage.records import JobAttempt, RunRecord, SweepRecord
+from runkit.storage.run_dir import id_from_name
+from runkit.storage.status import Status
+from runkit.sweeps.grouping import job_key
+from runkit.sweeps.lookup import find_sweep
 
-SWEEP_FILE = "sweep.json"
-JOBS_DIR = "jobs"
-STOP_FILE = ".stop"
-SUMMARY_CSV = "summary.csv"
-SUMMARY_MD = "summary.md"
 SCHEMA_VERSION = 1
-
-# Overrides that say how a sweep is executed, not what a job computes: ignored when matching a job with
-# the same job of an earlier session of the sweep (`sweep.resume`).
-_POLICY_PREFIXES = ("sweep.", "paths.")
-
-
-def override_key(override: str) -> str:
-    """`+a.b=1` -> `a.b`; `model=mlp` -> `model`."""
-    return override.split("=", 1)[0].lstrip("+~")
-
-
-def override_value(override: str) -> str:
-    return override.split("=", 1)[1] if "=" in override else ""
-
-
-def job_params(overrides: list[str]) -> dict[str, str]:
-    """A job's overrides as {key: value}, without the execution-policy ones."""
-    return {
-        override_key(o): override_value(o)
-        for o in overrides
-        if not override_key(o).startswith(_POLICY_PREFIXES)
-    }
-
-
-def job_key(overrides: list[str]) -> tuple[tuple[str, str], ...]:
-    """What identifies a job within its sweep: its overrides, order-free, policy overrides left out."""
-    return tuple(sorted(job_params(overrides).items()))
 
 
 # --- sweep.json --------------------------------------------------------------------------------------------
-def sweep_id_of(sweep_dir: Path) -> str:
-    return id_from_name(sweep_dir)
-
-
-def read_sweep(sweep_dir: Path) -> dict[str, Any]:
+def read_sweep(sweep_dir: Path) -> SweepRecord:
+    """The sweep's sweep.json; an empty record when it has none."""
     path = Path(sweep_dir) / SWEEP_FILE
-    return read_json(path) if path.is_file() else {}
+    return cast(SweepRecord, read_json(path)) if path.is_file() else SweepRecord()
 
 
-def write_sweep(sweep_dir: Path, record: dict[str, Any]) -> None:
+def write_sweep(sweep_dir: Path, record: SweepRecord) -> None:
     write_json(Path(sweep_dir) / SWEEP_FILE, {**record, "schema": SCHEMA_VERSION})
-
-
-def find_sweep(ref: str, runs_dir: Path) -> Path:
-    """A sweep directory from a path, a sweep id (or unique prefix), a sweep directory name, or `last`."""
-    ref = str(ref)
-    path = Path(ref).expanduser()
-    if (path / SWEEP_FILE).is_file():
-        return path.resolve()
-    sweeps = sorted(p.parent for p in (Path(runs_dir) / "sweeps").glob(f"*/{SWEEP_FILE}"))
-    if ref == "last":
-        if not sweeps:
-            raise UserError(f"sweep.resume=last: no sweeps under {Path(runs_dir) / 'sweeps'}")
-        return sweeps[-1].resolve()
-    matches = [p for p in sweeps if p.name == ref or sweep_id_of(p).startswith(ref)]
-    if len(matches) == 1:
-        return matches[0].resolve()
-    if not matches:
-        raise UserError(
-            f"sweep.resume={ref}: no sweep directory (with a {SWEEP_FILE}) matches; give a sweep directory, "
-            f"a sweep id or 'last' (sweeps live under {Path(runs_dir) / 'sweeps'})"
-        )
-    names = ", ".join(p.name for p in matches[:10])
-    raise UserError(f"sweep.resume={ref} is ambiguous: {names}")
 
 
 def resolve_sweep_dir(resume: Any, runs_dir: Any, new_dir: Any) -> str:
@@ -103,7 +50,7 @@ def resolve_sweep_dir(resume: Any, runs_dir: Any, new_dir: Any) -> str:
     if resume is None or str(resume) in ("", "null", "None"):
         return str(new_dir)
     try:
-        return str(find_sweep(str(resume), Path(str(runs_dir))))
+        return str(find_sweep(str(resume), Path(str(runs_dir)), option="sweep.resume"))
     except UserError:
         return str(Path(str(resume)).expanduser())
 
@@ -111,13 +58,13 @@ def resolve_sweep_dir(resume: Any, runs_dir: Any, new_dir: Any) -> str:
 # --- stop marker (fail-fast) -------------------------------------------------------------------------------
 def request_stop(sweep_dir: Path, reason: str) -> None:
     """Ask the jobs of this sweep that have not started yet not to start (fail-fast, or bad input)."""
-    path = Path(sweep_dir) / STOP_FILE
+    path = Path(sweep_dir) / SWEEP_STOP_FILE
     if not path.exists():
         write_json(path, {"reason": reason, "time": time.time(), "pid": os.getpid()})
 
 
 def stop_reason(sweep_dir: Path) -> str | None:
-    path = Path(sweep_dir) / STOP_FILE
+    path = Path(sweep_dir) / SWEEP_STOP_FILE
     if not path.is_file():
         return None
     try:
@@ -127,7 +74,7 @@ def stop_reason(sweep_dir: Path) -> str | None:
 
 
 def clear_stop(sweep_dir: Path) -> None:
-    (Path(sweep_dir) / STOP_FILE).unlink(missing_ok=True)
+    (Path(sweep_dir) / SWEEP_STOP_FILE).unlink(missing_ok=True)
 
 
 # --- job records -------------------------------------------------------------------------------------------
@@ -137,14 +84,14 @@ class JobRecord:
     def __init__(self, sweep_dir: Path, job_num: int, overrides: list[str]) -> None:
         self.sweep_dir = Path(sweep_dir)
         self.attempt = secrets.token_hex(3)
-        self.path = self.sweep_dir / JOBS_DIR / f"{job_num:04d}-{self.attempt}.json"
+        self.path = self.sweep_dir / SWEEP_JOBS_DIR / f"{job_num:04d}-{self.attempt}.json"
         now = time.time()
-        self.data: dict[str, Any] = {
+        self.data: JobAttempt = {
             "schema": SCHEMA_VERSION,
             "job_num": job_num,
             "attempt": self.attempt,
             "overrides": list(overrides),
-            "status": "running",
+            "status": Status.RUNNING.value,
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "start_time": now,
@@ -159,18 +106,18 @@ class JobRecord:
         }
 
     def write(self, **fields: Any) -> None:
-        self.data.update(fields)
+        self.data.update(cast(JobAttempt, fields))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_json(self.path, self.data)
 
-    def finish(self, status: str, **fields: Any) -> None:
+    def finish(self, status: Status, **fields: Any) -> None:
         now = time.time()
         run = find_job_run(self.sweep_dir, self.data["job_num"], self.data["pid"], self.data["start_time"])
         if run is not None:
             fields.setdefault("run_dir", run.name)
             fields.setdefault("run_id", id_from_name(run))
         self.write(
-            status=status,
+            status=Status(status).value,
             end_time=now,
             heartbeat=now,
             duration_s=round(now - self.data["start_time"], 3),
@@ -178,12 +125,12 @@ class JobRecord:
         )
 
 
-def read_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
+def read_jobs(sweep_dir: Path) -> list[JobAttempt]:
     """Every job record of the sweep (all sessions, all attempts); unreadable ones are skipped."""
-    records = []
-    for path in sorted((Path(sweep_dir) / JOBS_DIR).glob("*.json")):
+    records: list[JobAttempt] = []
+    for path in sorted((Path(sweep_dir) / SWEEP_JOBS_DIR).glob("*.json")):
         try:
-            record = read_json(path)
+            record = cast(JobAttempt, read_json(path))
         except (OSError, CorruptRunFileError):
             continue
         record["_file"] = path.name
@@ -191,13 +138,14 @@ def read_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
     return records
 
 
-def read_run(sweep_dir: Path, run_dir: str | None) -> dict[str, Any]:
+def read_run(sweep_dir: Path, run_dir: str | None) -> RunRecord:
+    """The run.json of a job's run directory (relative to the sweep directory); empty when unreadable."""
     if not run_dir:
-        return {}
+        return RunRecord()
     try:
-        return read_json(Path(sweep_dir) / run_dir / RUN_FILE)
+        return cast(RunRecord, read_json(Path(sweep_dir) / run_dir / RUN_FILE))
     except (OSError, CorruptRunFileError):
-        return {}
+        return RunRecord()
 
 
 def find_job_run(sweep_dir: Path, job_num: int, pid: int, since: float) -> Path | None:
@@ -223,15 +171,16 @@ def find_job_run(sweep_dir: Path, job_num: int, pid: int, since: float) -> Path 
     return found
 
 
-def completed_job(sweep_dir: Path, overrides: list[str]) -> dict[str, Any] | None:
+def completed_job(sweep_dir: Path, overrides: list[str]) -> JobAttempt | None:
     """The newest completed attempt of the job with these overrides, if its run is complete too."""
     key = job_key(overrides)
-    best = None
+    best: JobAttempt | None = None
+    completed = Status.COMPLETED.value
     for record in read_jobs(sweep_dir):
-        if record.get("status") != "completed" or job_key(record.get("overrides") or []) != key:
+        if record.get("status") != completed or job_key(record.get("overrides") or []) != key:
             continue
         run = read_run(sweep_dir, record.get("run_dir"))
-        if record.get("run_dir") and run.get("status") != "completed":
+        if record.get("run_dir") and run.get("status") != completed:
             continue
         if best is None or record.get("start_time", 0) > best.get("start_time", 0):
             best = record

@@ -13,17 +13,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runkit.formatting import fmt_value
 from runkit.storage.jsonio import CorruptRunFileError, read_json
+from runkit.storage.layout import SUMMARY_FILE, SWEEP_SUMMARY_CSV, SWEEP_SUMMARY_MD, TRACEBACK_FILE
 from runkit.storage.liveness import effective_status
-from runkit.storage.run_dir import SUMMARY_FILE
-from runkit.sweeps.records import (
-    SUMMARY_CSV,
-    SUMMARY_MD,
-    job_key,
-    job_params,
-    read_jobs,
-    read_run,
-)
+from runkit.storage.records import JobAttempt
+from runkit.storage.status import Status
+from runkit.sweeps.grouping import SEED_KEY, JobKey, group_over_seeds, job_key, job_params, swept_params
+from runkit.sweeps.records import read_jobs, read_run
 
 CSV_COLUMNS = [
     "job",
@@ -38,7 +35,8 @@ CSV_COLUMNS = [
     "error",
     "traceback",
 ]
-SEED = "seed"
+SEED = SEED_KEY
+COMPLETED = Status.COMPLETED.value
 
 
 @dataclass
@@ -98,7 +96,7 @@ class SweepSummary:
 
     @property
     def all_completed(self) -> bool:
-        return bool(self.rows) and all(r.status == "completed" for r in self.rows)
+        return bool(self.rows) and all(r.status == COMPLETED for r in self.rows)
 
     def to_dict(self) -> dict[str, Any]:
         best = self.best
@@ -120,9 +118,9 @@ def _number(value: Any) -> float | None:
     return None if math.isnan(number) else number
 
 
-def _latest_attempts(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _latest_attempts(records: list[JobAttempt]) -> list[JobAttempt]:
     """One record per job (same overrides): its newest attempt."""
-    latest: dict[tuple, dict[str, Any]] = {}
+    latest: dict[JobKey, JobAttempt] = {}
     for record in records:
         key = job_key(record.get("overrides") or [])
         if key not in latest or record.get("start_time", 0) >= latest[key].get("start_time", 0):
@@ -130,7 +128,7 @@ def _latest_attempts(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(latest.values(), key=lambda r: (r.get("job_num", 0), r.get("start_time", 0)))
 
 
-def _row(sweep_dir: Path, record: dict[str, Any], metric: str) -> JobRow:
+def _row(sweep_dir: Path, record: JobAttempt, metric: str) -> JobRow:
     run_dir = record.get("run_dir")
     run = read_run(sweep_dir, run_dir)
     summary: dict[str, Any] = {}
@@ -139,12 +137,12 @@ def _row(sweep_dir: Path, record: dict[str, Any], metric: str) -> JobRow:
             summary = read_json(sweep_dir / run_dir / SUMMARY_FILE)
         except (OSError, CorruptRunFileError):
             summary = {}
-    status = effective_status(record)
-    if status == "running" and run:
-        status = effective_status(run)
+    status = effective_status(dict(record))
+    if status == Status.RUNNING.value and run:
+        status = effective_status(dict(run))
     traceback = record.get("traceback")
-    if run_dir and (sweep_dir / run_dir / "traceback.txt").is_file():
-        traceback = f"{run_dir}/traceback.txt"
+    if run_dir and (sweep_dir / run_dir / TRACEBACK_FILE).is_file():
+        traceback = f"{run_dir}/{TRACEBACK_FILE}"
     duration = run.get("duration_s") if run else None
     if duration is None:
         duration = record.get("duration_s")
@@ -160,35 +158,23 @@ def _row(sweep_dir: Path, record: dict[str, Any], metric: str) -> JobRow:
         final=_number((summary.get("last") or {}).get(metric)),
         best=_number(best),
         error=record.get("error") or run.get("error"),
-        traceback=traceback if status != "completed" else None,
+        traceback=traceback if status != COMPLETED else None,
     )
 
 
 def _varying(rows: list[JobRow], always: list[str]) -> list[str]:
-    params = [job_params(r.overrides) for r in rows]
-    keys: list[str] = []
-    for p in params:
-        keys += [k for k in p if k not in keys]
-    return [
-        k
-        for k in keys
-        if k in always or len({p.get(k) for p in params}) > 1 or any(k not in p for p in params)
-    ]
+    return swept_params([job_params(r.overrides) for r in rows], always)
 
 
 def _seed_groups(rows: list[JobRow], varying: list[str]) -> list[SeedGroup]:
     if SEED not in varying:
         return []
-    groups: dict[tuple, list[JobRow]] = {}
-    for row in rows:
-        key = tuple((k, v) for k, v in row.params.items() if k != SEED)
-        groups.setdefault(key, []).append(row)
     result = []
-    for key, members in groups.items():
-        values = [r.best for r in members if r.status == "completed" and r.best is not None]
+    for params, members in group_over_seeds(rows, lambda row: row.params):
+        values = [r.best for r in members if r.status == COMPLETED and r.best is not None]
         result.append(
             SeedGroup(
-                params=dict(key),
+                params={str(k): str(v) for k, v in params.items()},
                 n=len(members),
                 completed=len(values),
                 mean=statistics.fmean(values) if values else None,
@@ -211,22 +197,14 @@ def build_summary(
     for row in rows:
         params = job_params(row.overrides)
         row.params = {k: params[k] for k in varying if k in params}
-    scored = [r for r in rows if r.status == "completed" and r.best is not None]
+    scored = [(r.best, r) for r in rows if r.status == COMPLETED and r.best is not None]
     if scored:
         pick = max if mode == "max" else min
-        pick(scored, key=lambda r: r.best).is_best = True
+        pick(scored, key=lambda pair: pair[0])[1].is_best = True
     return SweepSummary(metric, mode, rows, varying, _seed_groups(rows, varying))
 
 
 # --- writers -----------------------------------------------------------------------------------------------
-def _fmt(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.{digits}g}"
-    return str(value)
-
-
 def _repr(value: float | None) -> str:
     return "" if value is None else repr(value)
 
@@ -235,7 +213,7 @@ def write_csv(summary: SweepSummary, path: Path) -> None:
     """summary.csv: fixed columns first (CSV_COLUMNS), then one column per varying override, then (when
     seed is swept) the group's mean/std over seeds."""
     seeds = bool(summary.seed_groups)
-    group_of = {}
+    group_of: dict[int, SeedGroup] = {}
     for group in summary.seed_groups:
         for row in summary.rows:
             if {k: v for k, v in row.params.items() if k != SEED} == group.params:
@@ -260,8 +238,10 @@ def write_csv(summary: SweepSummary, path: Path) -> None:
             ]
             values += [row.params.get(k, "") for k in summary.varying]
             if seeds:
-                group = group_of.get(row.job)
-                values += [group.n, _repr(group.mean), _repr(group.std)] if group else ["", "", ""]
+                member_of = group_of.get(row.job)
+                values += (
+                    [member_of.n, _repr(member_of.mean), _repr(member_of.std)] if member_of else ["", "", ""]
+                )
             writer.writerow(values)
 
 
@@ -275,7 +255,7 @@ def _short(value: str) -> str:
 
 
 def _md_cell(value: Any) -> str:
-    return _fmt(value).replace("|", "\\|").replace("\n", " ")
+    return fmt_value(value).replace("|", "\\|").replace("\n", " ")
 
 
 def render_markdown(summary: SweepSummary, title: str) -> str:
@@ -296,9 +276,9 @@ def render_markdown(summary: SweepSummary, title: str) -> str:
             f"**{row.job}** (best)" if row.is_best else str(row.job),
             *[_short(row.params.get(k, "")) for k in summary.varying],
             row.status,
-            _fmt(row.duration_s, 3),
-            _fmt(row.final),
-            _fmt(row.best),
+            fmt_value(row.duration_s, 3),
+            fmt_value(row.final),
+            fmt_value(row.best),
             row.run_id or "",
         ]
         lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
@@ -306,9 +286,16 @@ def render_markdown(summary: SweepSummary, title: str) -> str:
         lines += ["", f"## Over seeds: {metric} (best per run)", ""]
         lines += ["| configuration | runs | mean | std | min | max |", "|---|---|---|---|---|---|"]
         for group in summary.seed_groups:
-            cells = [group.label, f"{group.completed}/{group.n}", group.mean, group.std, group.min, group.max]
-            lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
-    failed = [r for r in summary.rows if r.status != "completed"]
+            group_cells: list[Any] = [
+                group.label,
+                f"{group.completed}/{group.n}",
+                group.mean,
+                group.std,
+                group.min,
+                group.max,
+            ]
+            lines.append("| " + " | ".join(_md_cell(c) for c in group_cells) + " |")
+    failed = [r for r in summary.rows if r.status != COMPLETED]
     if failed:
         lines += ["", "## Jobs that did not complete", ""]
         for row in failed:
@@ -324,8 +311,8 @@ def write_markdown(summary: SweepSummary, path: Path, title: str) -> None:
 
 
 def write_summary_files(summary: SweepSummary, sweep_dir: Path, title: str) -> None:
-    write_csv(summary, Path(sweep_dir) / SUMMARY_CSV)
-    write_markdown(summary, Path(sweep_dir) / SUMMARY_MD, title)
+    write_csv(summary, Path(sweep_dir) / SWEEP_SUMMARY_CSV)
+    write_markdown(summary, Path(sweep_dir) / SWEEP_SUMMARY_MD, title)
 
 
 def summary_tables(summary: SweepSummary, title: str, sweep_dir: Path) -> list[Any]:
@@ -344,15 +331,15 @@ def summary_tables(summary: SweepSummary, title: str, sweep_dir: Path) -> list[A
     table.add_column(f"final {metric}", justify="right")
     table.add_column(f"best {metric}", justify="right")
     table.add_column("run", no_wrap=True)
-    styles = {"completed": "green", "failed": "bold red", "skipped": "yellow"}
+    styles = {COMPLETED: "green", Status.FAILED.value: "bold red", Status.SKIPPED.value: "yellow"}
     for row in summary.rows:
         table.add_row(
             f"{row.job} ★" if row.is_best else str(row.job),
             *[escape(_short(row.params.get(k, ""))) for k in summary.varying],
             f"[{styles.get(row.status, 'red')}]{row.status}[/]",
-            _fmt(row.duration_s, 3),
-            _fmt(row.final),
-            _fmt(row.best),
+            fmt_value(row.duration_s, 3),
+            fmt_value(row.final),
+            fmt_value(row.best),
             row.run_id or "",
             style="bold" if row.is_best else None,
         )
@@ -362,14 +349,13 @@ def summary_tables(summary: SweepSummary, title: str, sweep_dir: Path) -> list[A
         for name in ("configuration", "runs", "mean", "std", "min", "max"):
             seeds.add_column(name, justify="left" if name == "configuration" else "right")
         for g in summary.seed_groups:
-            seeds.add_row(
-                escape(g.label), f"{g.completed}/{g.n}", _fmt(g.mean), _fmt(g.std), _fmt(g.min), _fmt(g.max)
-            )
+            stats = (fmt_value(v) for v in (g.mean, g.std, g.min, g.max))
+            seeds.add_row(escape(g.label), f"{g.completed}/{g.n}", *stats)
         out.append(seeds)
     for row in summary.rows:
-        if row.status != "completed":
+        if row.status != COMPLETED:
             where = f" (traceback: {Path(sweep_dir) / row.traceback})" if row.traceback else ""
             error = escape(row.error or "no error recorded")
             out.append(f"[red]job {row.job} {row.status}[/]: {error}{escape(where)}")
-    out.append(f"summary: {Path(sweep_dir) / SUMMARY_MD}")
+    out.append(f"summary: {Path(sweep_dir) / SWEEP_SUMMARY_MD}")
     return out
