@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from runkit.storage.status import Status
 from runkit.tracking.backends.base import Backend, RunInfo
 
 
@@ -18,19 +19,24 @@ class SlowBackend(Backend):
     def __init__(self, close_seconds: float = 4.0) -> None:
         self.close_seconds = close_seconds
         self.journal: Path | None = None
+        self._steps: list[int] = []
 
     def open(self, run: RunInfo) -> dict[str, Any]:
         self.journal = Path(run.run_dir) / "slow_backend.jsonl"
         self._note("open")
         return {"pid": os.getpid()}
 
-    def write(self, events: list[dict[str, Any]]) -> None:
-        self._note("write", seqs=[e["seq"] for e in events])
+    def log_metrics(self, step: int, metrics: dict[str, float], wall: float) -> None:
+        self._steps.append(step)
 
-    def close(self, status: str) -> None:
-        self._note("closing", status=status)
+    def flush(self) -> None:  # one journal line per batch, as a backend sends one request per batch
+        self._note("write", steps=self._steps)
+        self._steps = []
+
+    def close(self, status: Status) -> None:
+        self._note("closing", status=status.value)
         time.sleep(self.close_seconds)
-        self._note("closed", status=status)
+        self._note("closed", status=status.value)
 
     def _note(self, call: str, **data: Any) -> None:
         line = json.dumps({"call": call, "pid": os.getpid(), "time": time.time(), **data})

@@ -7,6 +7,7 @@ import math
 import pytest
 import yaml
 
+from runkit.storage.status import Status
 from runkit.tracking.backends.base import RunInfo
 from runkit.tracking.backends.tensorboard import TensorBoardBackend
 from runkit.tracking.sync import sync_run
@@ -74,13 +75,9 @@ def test_a_resumed_session_replaces_the_steps_it_repeats(tmp_path):
         backend = TensorBoardBackend(flush_secs=1)
         info = RunInfo("abcd1234", "t", run_dir, resumed=resumed, resume_step=start if resumed else None)
         backend.open(info)
-        backend.write(
-            [
-                {"seq": s, "time": 1.0 + s, "type": "metrics", "step": s, "data": {"m": value}}
-                for s in range(start, 9)
-            ]
-        )
-        backend.close("completed")
+        for s in range(start, 9):
+            backend.log_metrics(s, {"m": value}, 1.0 + s)
+        backend.close(Status.COMPLETED)
 
     session(False, 1, 1.0)
     session(True, 5, 2.0)

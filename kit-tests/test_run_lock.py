@@ -108,9 +108,8 @@ def test_a_resume_right_after_a_kill_waits_for_the_old_shipper(tmp_path):
     runs_dir = tmp_path / "runs"
     # The slow backend is importable by the trainer and its shipper; its close() takes 5 s, as a backend
     # with a backlog would, so the killed session's shipper is still at work when the resume starts.
-    env = project_env(
-        OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")])
-    )
+    kit_tests = os.path.dirname(os.path.abspath(__file__))  # where slow_backend.py lives
+    env = project_env(OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(ROOT / "src"), kit_tests]))
     slow = ["+tracker.slow._target_=slow_backend.SlowBackend", "+tracker.slow.close_seconds=5"]
     long_run = ["epochs=400", "batch_size=16", "data.n_samples=512", "tracking.poll_interval=0.1"]
     proc = start_train(

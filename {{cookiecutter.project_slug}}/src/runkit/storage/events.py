@@ -29,9 +29,9 @@ import threading
 import time
 from binascii import Error as Base64Error
 from binascii import a2b_base64, b2a_base64
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypedDict, cast
 
 EVENTS_FILE = "events.jsonl"
 WINDOW = 1 << 19  # bytes mapped (and reserved on disk) at a time
@@ -45,6 +45,51 @@ _dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
 # %-formatted bytes, not an f-string, whose doubled braces would be Jinja syntax in this template.
 _METRICS_HEAD = b'{"seq":%d,"type":"metrics","step":%d,"names":'
 _METRICS_TAIL = b',"f64":"%s"}\n'
+
+# --- what a line holds -------------------------------------------------------------------------------------
+#: The kinds of event the kit writes. Readers dispatch on this field (the shipper hands each kind to its own
+#: backend method); a kind they do not know is skipped, so a newer kit's log still reads.
+EventType = Literal["params", "metrics", "tags", "artifact", "status", "resume"]
+
+
+class Event(TypedDict):
+    """One decoded line, as `read_events` yields it (a packed metrics line reads like any other).
+
+    A TypedDict rather than a class: the reader builds millions of these, and a plain dict from `json.loads`
+    costs nothing more to type. Readers still use `.get` on `step` and `data`: a line written by hand or
+    by an older kit may leave them out.
+    """
+
+    seq: int
+    time: float  # wall time when it was logged (seconds since the epoch)
+    type: EventType
+    step: int | None  # the global step (None: not tied to a step, e.g. params and tags)
+    data: dict[str, Any]  # metrics: {name: float}; params and tags: {key: value}; see below for the rest
+
+
+class ArtifactData(TypedDict, total=False):
+    """`data` of an `artifact` event: a file inside the run directory."""
+
+    path: str  # relative to the run directory
+    kind: str  # "checkpoint", "figure", "text", "git-diff", "file", ...
+    name: str
+    aliases: list[str]  # checkpoints only: "last", "best"
+
+
+class StatusData(TypedDict, total=False):
+    """`data` of a `status` event: how the session ended (a `storage.status.Status` value)."""
+
+    status: str
+    error: str | None  # the last line of the error, when it failed
+
+
+class ResumeData(TypedDict, total=False):
+    """`data` of a `resume` event: where a resumed session takes over; later metrics for steps after
+    `from_step` supersede what the interrupted session logged."""
+
+    from_step: int | None
+    from_epoch: int | None
+    session: int
 
 
 class EventWriter:
@@ -66,17 +111,17 @@ class EventWriter:
         self._mm: mmap.mmap | None = None
         self._base = _recover_end(self._fd)  # file offset of the mapped window (of the end, when unmapped)
         # The window's own `write`: ValueError when the line does not fit, or once the window is closed.
-        self._store: Any = _unmapped
+        self._store: Callable[[bytes], int] = _unmapped
         self._memory_map = memory_map and os.name == "posix" and _HAS_GIL
         self._next_seq = itertools.count(last_seq(self.path, self._base) + 1).__next__
         # metric names -> (Struct.pack for time + values, the line's %-template)
-        self._forms: dict[tuple[str, ...], tuple[Any, bytes]] = {}
+        self._forms: dict[tuple[str, ...], tuple[Callable[..., bytes], bytes]] = {}
 
-    def write(self, type_: str, data: Any, step: int | None = None) -> int:
+    def write(self, type_: EventType, data: Any, step: int | None = None) -> int:
         """Append one event and return its sequence number."""
         seq = self._next_seq()
-        line = _dumps({"seq": seq, "time": time.time(), "type": type_, "step": step, "data": data})
-        line = (line + "\n").encode()
+        text = _dumps({"seq": seq, "time": time.time(), "type": type_, "step": step, "data": data})
+        line = (text + "\n").encode()
         try:
             self._store(line)
         except ValueError:
@@ -111,7 +156,7 @@ class EventWriter:
             self._fd = -1
 
     # --- internals ---------------------------------------------------------------------------------------
-    def _new_form(self, names: tuple[str, ...]) -> tuple[Any, bytes]:
+    def _new_form(self, names: tuple[str, ...]) -> tuple[Callable[..., bytes], bytes]:
         if len(self._forms) > 1000:  # a loop logging ever-new names must not grow this without bound
             self._forms.clear()
         names_json = _dumps([str(name) for name in names]).encode().replace(b"%", b"%%")
@@ -249,15 +294,15 @@ def _not_numbers(names: tuple[str, ...], values: Iterable[Any]) -> str:
     return "metric values must be numbers: " + (", ".join(bad) or "one value per name")
 
 
-def decode(raw: bytes) -> dict[str, Any] | None:
-    """One line as an event dict (None for a damaged line)."""
+def decode(raw: bytes) -> Event | None:
+    """One line as an event (None for a damaged line)."""
     try:
         event = json.loads(raw)
         if not isinstance(event, dict):
             return None
         packed = event.get("f64")
         if packed is None:
-            return event
+            return cast(Event, event)  # what a writer wrote; consumers check the fields they use
         names = event["names"]
         values = struct.unpack(f"<{len(names) + 1}d", a2b_base64(packed))
         data = dict(zip(names, values[1:], strict=True))
@@ -272,7 +317,7 @@ def decode(raw: bytes) -> dict[str, Any] | None:
         return None
 
 
-def read_events(path: Path, offset: int = 0) -> Iterator[tuple[int, dict[str, Any]]]:
+def read_events(path: Path, offset: int = 0) -> Iterator[tuple[int, Event]]:
     """Yield (end offset, event) for each complete line from `offset` on.
 
     The log ends at its first NUL byte or at a last line without its newline: a write still in progress

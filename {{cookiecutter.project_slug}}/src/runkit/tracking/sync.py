@@ -1,9 +1,10 @@
 """Replay a run's events.jsonl into one backend after the fact.
 
-This is the live shipper's code path (Channel, Pump), run in the calling process: it serves `runs sync`, a
-backend that was set aside mid-run, a run whose shipper was killed, and a run made with `tracker=local` that
-should now appear in MLflow, W&B or TensorBoard. The backend's cursor file (shipper/<name>.json) says what it
-already has, and its run ids in run.json are reused, so syncing twice sends nothing twice.
+This is the live shipper's code path (delivery.channel.Channel fed by delivery.pump.Pump), run in the calling
+process: it serves `runs sync`, a backend that was set aside mid-run, a run whose shipper was killed, and a
+run made with `tracker=local` that should now appear in MLflow, W&B or TensorBoard. The backend's cursor
+file (shipper/<name>.json) says what it already has, and its run ids in run.json are reused, so syncing twice
+sends nothing twice.
 """
 
 from __future__ import annotations
@@ -19,16 +20,11 @@ from runkit.storage.run_dir import RunDir
 from runkit.storage.run_lock import DEFAULT_LOCK_TIMEOUT, RunLock
 from runkit.storage.status import Status
 from runkit.tracking.backends.base import BackendError
-from runkit.tracking.shipper import (
-    DEFAULT_OPTIONS,
-    Channel,
-    Cursor,
-    Pump,
-    build_backend,
-    mark_crashed,
-    one_line,
-    run_info,
-)
+from runkit.tracking.delivery.channel import Channel, Cursor
+from runkit.tracking.delivery.ending import as_status, mark_crashed
+from runkit.tracking.delivery.opening import build_backend, run_info
+from runkit.tracking.delivery.options import DEFAULT_OPTIONS, one_line
+from runkit.tracking.delivery.pump import Pump
 
 LOCAL = "local"
 
@@ -36,7 +32,7 @@ LOCAL = "local"
 def backend_config(run_dir: RunDir, name: str) -> dict[str, Any]:
     """The resolved settings of backend `name` for a run: its config.yaml's `tracker.<name>` when the run
     used that backend, else the project's configs/tracker/<name>.yaml resolved against the run's config."""
-    from omegaconf import OmegaConf
+    from omegaconf import DictConfig, OmegaConf
 
     cfg = OmegaConf.load(run_dir.config_file) if run_dir.config_file.exists() else OmegaConf.create()
     spec = OmegaConf.select(cfg, f"tracker.{name}", default=None)
@@ -51,18 +47,21 @@ def backend_config(run_dir: RunDir, name: str) -> dict[str, Any]:
                 f"configs/tracker/{name}.yaml under {root or Path.cwd()}"
             )
         loaded = OmegaConf.load(found)
-        if name not in loaded:
+        if not isinstance(loaded, DictConfig) or name not in loaded:
             raise BackendError(f"{found} has no `{name}:` section")
         spec = OmegaConf.merge(cfg, {"tracker": {name: loaded[name]}}).tracker[name]
     container = OmegaConf.to_container(spec, resolve=True)
     if not isinstance(container, dict):
         raise BackendError(f"tracker.{name} of run {run_dir.path} is not a mapping")
-    return container
+    return {str(key): value for key, value in container.items()}
 
 
 def sync_run(
-    run_dir: Path, backend: str, backend_cfg: dict | None = None, lock_timeout: float = DEFAULT_LOCK_TIMEOUT
-) -> dict:
+    run_dir: Path,
+    backend: str,
+    backend_cfg: dict[str, Any] | None = None,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+) -> dict[str, Any]:
     """Send whatever backend `backend` has not received of the run in `run_dir`, then close its run there
     with the run's final status. Idempotent: a second call finds nothing to send and touches nothing.
 
@@ -92,21 +91,21 @@ def sync_run(
 
 
 def _sync_locked(
-    rd: RunDir, backend: str, backend_cfg: dict | None, result: dict[str, Any]
+    rd: RunDir, backend: str, backend_cfg: dict[str, Any] | None, result: dict[str, Any]
 ) -> dict[str, Any]:
     record = rd.read()  # as the last session's shipper left it
-    status = str(record.get("status") or Status.RUNNING.value)
+    status = as_status(record.get("status") or Status.RUNNING.value)
     cursor = Cursor.load(rd.path, backend)
     size = log_size(rd.events_file)
     previous = (record.get("backends") or {}).get(backend) or {}
     if (
-        status != Status.RUNNING.value
-        and cursor.closed == status
+        status is not Status.RUNNING
+        and cursor.closed == status.value
         and cursor.offset >= size
         and not cursor.error
     ):
         ids = {k: v for k, v in previous.items() if k != "error"}
-        return {**result, "ids": ids, "status": status, "up_to_date": True}
+        return {**result, "ids": ids, "status": status.value, "up_to_date": True}
 
     spec = backend_cfg if backend_cfg is not None else backend_config(rd, backend)
     adapter = build_backend(backend, spec)
@@ -127,7 +126,7 @@ def _sync_locked(
     channel = Channel(backend, adapter, rd.path, DEFAULT_OPTIONS["retries"], DEFAULT_OPTIONS["retry_backoff"])
     pump = Pump(rd.events_file, [channel], DEFAULT_OPTIONS["batch_events"])
     pump.drain()
-    if status == Status.RUNNING.value:  # dead without a word, and no shipper finished it
+    if status is Status.RUNNING:  # dead without a word, and no shipper finished it
         status = mark_crashed(rd, "the training process ended without a word (found by runs sync)")
         record = rd.read()
         pump.drain()
@@ -138,4 +137,4 @@ def _sync_locked(
     rd.update(backends=backends)
     if channel.error:
         raise BackendError(f"syncing run {record.get('id')} into {backend} failed: {channel.error}")
-    return {**result, "ids": ids, "shipped": channel.shipped, "status": status, "up_to_date": False}
+    return {**result, "ids": ids, "shipped": channel.shipped, "status": status.value, "up_to_date": False}

@@ -1,8 +1,12 @@
 """What every backend adapter implements.
 
-Adapters never see the training loop. They receive batches of events read from the run's events.jsonl (the
-dicts `events.read_events` yields: seq, time, type, step, data, with packed metrics already unpacked) and
-translate them into their library's calls.
+Adapters never see the training loop. The delivery code (tracking/delivery) reads the run's events.jsonl in
+batches and calls one typed method per event, by kind (`delivery.dispatch` is the only place that looks at an
+event's `type`), then `flush()` once per batch: an adapter that talks to a server gathers a batch's calls
+and sends them together there (MLflow: a few `log_batch` calls instead of one request per scalar). Only after
+`flush()` returns does the backend's cursor move past the batch; when any call of the batch raises, the
+delivery calls `discard()` and hands the same batch again later.
+
 The same adapter serves the live shipper, `runs sync` after the fact, and the sweep callback.
 """
 
@@ -14,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from runkit.errors import UserError
+from runkit.storage.events import ArtifactData, ResumeData, StatusData
+from runkit.storage.status import Status
 
 
 class BackendError(UserError, RuntimeError):
@@ -66,13 +72,46 @@ class Backend(ABC):
         BackendError with a clear line when the backend is unusable (package missing, server unreachable).
         """
 
-    @abstractmethod
-    def write(self, events: list[dict[str, Any]]) -> None:
-        """Translate one batch of events (in seq order). Called many times; must not block for long."""
+    # --- one method per kind of event, in the log's order; a backend with no use for a kind ignores it ---
+    def log_params(self, params: dict[str, Any]) -> None:
+        """A `params` event: flattened `a.b.c` keys (the resolved config at the start, then later ones)."""
+        return None
+
+    def log_metrics(self, step: int, metrics: dict[str, float], wall: float) -> None:
+        """A `metrics` event: the values logged at global `step`, at `wall` time (seconds since the epoch).
+        Most events are these: keep it cheap (gather here, send in flush())."""
+        return None
+
+    def set_tags(self, tags: dict[str, Any], step: int | None, wall: float) -> None:
+        """A `tags` event: key/value tags (a plain label has the value "")."""
+        return None
+
+    def log_artifact(self, artifact: ArtifactData, step: int | None, wall: float) -> None:
+        """An `artifact` event: a file (or folder) in the run directory, `artifact["path"]` relative to it.
+        The file may have been replaced or removed since: check before reading it."""
+        return None
+
+    def mark_status(self, status: StatusData, step: int | None, wall: float) -> None:
+        """A `status` event: a session ended with this status (close() still follows for the last one)."""
+        return None
+
+    def mark_resume(self, resume: ResumeData, step: int | None, wall: float) -> None:
+        """A `resume` event: a resumed session takes over at resume["from_step"]; metrics the earlier session
+        logged for later steps are superseded (also when `runs sync` replays the whole log)."""
+        return None
+
+    def flush(self) -> None:
+        """The end of one batch: send what its calls gathered. Raise to have the whole batch handed again."""
+        return None
+
+    def discard(self) -> None:
+        """A call of this batch (or flush) failed: drop what was gathered; the batch comes again."""
+        return None
 
     @abstractmethod
-    def close(self, status: str) -> None:
-        """Flush, map our final status to the backend's own, and end its run (nothing is left RUNNING)."""
+    def close(self, status: Status) -> None:
+        """Map our final status to the backend's own and end its run (nothing is left RUNNING). Every
+        batch has been flushed before."""
 
     # Sweeps: called in the process that launches the jobs, before the first and after the last job.
     def open_sweep(self, sweep: SweepInfo) -> dict[str, Any]:

@@ -1,13 +1,15 @@
 """The local backend: the run directory itself.
 
 The run directory is written by the tracker for every run whatever backends are chosen, so this adapter has
-nothing to forward; choosing `tracker=local` simply means "no other backend".
+nothing to forward (every event method keeps Backend's no-op); choosing `tracker=local` simply means "no
+other backend".
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from runkit.storage.status import Status
 from runkit.tracking.backends.base import Backend, RunInfo
 
 
@@ -17,8 +19,5 @@ class LocalBackend(Backend):
     def open(self, run: RunInfo) -> dict[str, Any]:
         return {"path": str(run.run_dir)}
 
-    def write(self, events: list[dict[str, Any]]) -> None:
-        pass
-
-    def close(self, status: str) -> None:
+    def close(self, status: Status) -> None:
         pass

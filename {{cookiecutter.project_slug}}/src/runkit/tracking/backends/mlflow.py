@@ -24,16 +24,20 @@ from pathlib import Path
 from typing import Any
 
 from runkit.flatten import flatten
+from runkit.storage.events import ArtifactData
+from runkit.storage.status import Status
 from runkit.tracking.backends.base import Backend, BackendError, RunInfo, SweepInfo, require_package
 
 log = logging.getLogger(__name__)
 
-STATUS = {
-    "completed": "FINISHED",
-    "failed": "FAILED",
-    "crashed": "FAILED",
-    "aborted": "KILLED",
-    "preempted": "KILLED",
+# Our final status -> MLflow's run status. Looked up with a Status at close and with the sweep callback's
+# plain string at close_sweep: a str-valued enum member hashes and compares as its value, so both find it.
+STATUS: dict[str, str] = {
+    Status.COMPLETED: "FINISHED",
+    Status.FAILED: "FAILED",
+    Status.CRASHED: "FAILED",
+    Status.ABORTED: "KILLED",
+    Status.PREEMPTED: "KILLED",
 }
 _BAD_KEY = re.compile(r"[^/\w.\- :]")
 _MAX_METRICS, _MAX_PARAMS, _MAX_TAGS = 1000, 100, 100  # MLflow's log_batch limits
@@ -90,8 +94,13 @@ class MlflowBackend(Backend):
         self.run_id: str | None = None
         self._client: Any = None
         self._run_dir: Path | None = None
-        self._params: dict[str, str] = {}
+        self._params: dict[str, str] = {}  # every param the MLflow run has: they cannot change
         self._sweep_run_id: str | None = None
+        # The batch being gathered, as plain tuples: MLflow's entity classes are built once, in flush().
+        self._metrics: list[tuple[str, float, int, int]] = []  # (key, value, time in ms, step)
+        self._pending_params: list[tuple[str, str]] = []
+        self._tags: list[tuple[str, str]] = []
+        self._files: dict[tuple[str, str], Path] = {}  # (artifact dir, file name) -> source; the latest wins
 
     # --- connection --------------------------------------------------------------------------------------
     def preflight(self) -> None:
@@ -208,55 +217,65 @@ class MlflowBackend(Backend):
             ids["url"] = f"{self.tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{self.run_id}"
         return ids
 
-    def write(self, events: list[dict[str, Any]]) -> None:
+    # --- events: gathered per batch, sent in flush() with log_batch (MLflow's limits per call) -----------
+    def log_metrics(self, step: int, metrics: dict[str, float], wall: float) -> None:
+        stamp = int(wall * 1000)
+        pending = self._metrics
+        for key, value in metrics.items():
+            with contextlib.suppress(TypeError, ValueError):
+                pending.append((_key(key), float(value), stamp, step))
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        for key, value in params.items():
+            key, text = _key(key), str(value)[:_MAX_PARAM_VALUE]
+            if key in self._params:
+                if self._params[key] != text:  # MLflow params cannot change: keep the first value
+                    log.warning(
+                        "MLflow param %s already set to %r; not changing it to %r",
+                        key,
+                        self._params[key],
+                        text,
+                    )
+                continue
+            self._params[key] = text
+            self._pending_params.append((key, text))
+
+    def set_tags(self, tags: dict[str, Any], step: int | None, wall: float) -> None:
+        self._tags.extend((_key(k), str(v)[:_MAX_TAG_VALUE]) for k, v in tags.items())
+
+    def log_artifact(self, artifact: ArtifactData, step: int | None, wall: float) -> None:
+        self._collect_artifact(artifact, self._files)
+
+    def flush(self) -> None:
+        """Send the batch: params, then tags, then metrics (whatever their order in the log), then files."""
         from mlflow.entities import Metric, Param, RunTag
 
-        metrics: list[Any] = []
-        params: list[Any] = []
-        tags: list[Any] = []
-        files: dict[tuple[str, str], Path] = {}  # (artifact dir, file name) -> source; the latest wins
-        for event in events:
-            kind, data, step = event.get("type"), event.get("data") or {}, event.get("step")
-            if kind == "metrics":
-                stamp = int(float(event.get("time") or time.time()) * 1000)
-                for key, value in data.items():
-                    with contextlib.suppress(TypeError, ValueError):
-                        metrics.append(Metric(_key(key), float(value), stamp, int(step or 0)))
-            elif kind == "params":
-                for key, value in data.items():
-                    key, text = _key(key), str(value)[:_MAX_PARAM_VALUE]
-                    if key in self._params:
-                        if self._params[key] != text:  # MLflow params cannot change: keep the first value
-                            log.warning(
-                                "MLflow param %s already set to %r; not changing it to %r",
-                                key,
-                                self._params[key],
-                                text,
-                            )
-                        continue
-                    self._params[key] = text
-                    params.append(Param(key, text))
-            elif kind == "tags":
-                tags.extend(RunTag(_key(k), str(v)[:_MAX_TAG_VALUE]) for k, v in data.items())
-            elif kind == "artifact":
-                self._collect_artifact(data, files)
-        client = self._client
-        for i in range(0, len(params), _MAX_PARAMS):
-            client.log_batch(self.run_id, params=params[i : i + _MAX_PARAMS])
-        for i in range(0, len(tags), _MAX_TAGS):
-            client.log_batch(self.run_id, tags=tags[i : i + _MAX_TAGS])
-        for i in range(0, len(metrics), _MAX_METRICS):
-            client.log_batch(self.run_id, metrics=metrics[i : i + _MAX_METRICS])
-        if files:
-            self._log_files(files)
+        client, run_id = self._client, self.run_id
+        try:
+            params = [Param(key, text) for key, text in self._pending_params]
+            for i in range(0, len(params), _MAX_PARAMS):
+                client.log_batch(run_id, params=params[i : i + _MAX_PARAMS])
+            tags = [RunTag(key, text) for key, text in self._tags]
+            for i in range(0, len(tags), _MAX_TAGS):
+                client.log_batch(run_id, tags=tags[i : i + _MAX_TAGS])
+            metrics = [Metric(key, value, stamp, step) for key, value, stamp, step in self._metrics]
+            for i in range(0, len(metrics), _MAX_METRICS):
+                client.log_batch(run_id, metrics=metrics[i : i + _MAX_METRICS])
+            if self._files:
+                self._log_files(self._files)
+        finally:
+            self.discard()
 
-    def close(self, status: str) -> None:
+    def discard(self) -> None:
+        self._metrics, self._pending_params, self._tags, self._files = [], [], [], {}
+
+    def close(self, status: Status) -> None:
         if self._client is None or self.run_id is None:
             return
         client = self._client
-        client.set_tag(self.run_id, "run_status", status)
+        client.set_tag(self.run_id, "run_status", status.value)
         traceback = self._run_dir / "traceback.txt" if self._run_dir else None
-        if status == "failed" and traceback is not None and traceback.is_file():
+        if status is Status.FAILED and traceback is not None and traceback.is_file():
             client.log_artifact(self.run_id, str(traceback))
         client.set_terminated(self.run_id, status=STATUS.get(status, "FAILED"))
 
@@ -309,7 +328,7 @@ class MlflowBackend(Backend):
         for i in range(0, len(params), _MAX_PARAMS):
             self._client.log_batch(run_id, params=params[i : i + _MAX_PARAMS])
 
-    def _collect_artifact(self, data: dict[str, Any], files: dict[tuple[str, str], Path]) -> None:
+    def _collect_artifact(self, data: ArtifactData, files: dict[tuple[str, str], Path]) -> None:
         assert self._run_dir is not None
         rel = Path(str(data.get("path", "")))
         source = self._run_dir / rel

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from runkit.flatten import flatten
+from runkit.storage.events import ArtifactData, ResumeData, StatusData
+from runkit.storage.status import Status
 from runkit.tracking.backends.base import Backend, BackendError, RunInfo, SweepInfo, require_package
 
 _TEXT_LIMIT = 100_000  # characters of a text artifact shown in the Text tab
@@ -74,31 +76,36 @@ class TensorBoardBackend(Backend):
         self._params = {k: _hparam_value(v) for k, v in flatten(run.config).items()}
         return {"log_dir": str(log_dir)}
 
-    def write(self, events: list[dict[str, Any]]) -> None:
-        for event in events:
-            kind, data, step = event.get("type"), event.get("data") or {}, event.get("step")
-            wall = float(event.get("time") or time.time())
-            if kind == "metrics":
-                self._scalars(data, int(step or 0), wall)
-                self._last_step = int(step or 0)
-            elif kind == "params":
-                self._params.update({k: _hparam_value(v) for k, v in data.items()})
-            elif kind == "tags":
-                text = ", ".join(f"{k}={v}" if v not in ("", None) else str(k) for k, v in data.items())
-                self._text("run/tags", text, self._step(step), wall)
-            elif kind == "artifact":
-                self._artifact(data, self._step(step), wall)
-            elif kind == "status":
-                self._text("run/status", str(data.get("status")), self._step(step), wall)
-            elif kind == "resume" and data.get("from_step") is not None:
-                # A resumed session takes over at from_step: what the earlier one logged from there on is
-                # superseded (also when `runs sync` replays the whole log into a new log dir).
-                self._purge(int(data["from_step"]))
+    # --- events: each written at once (TensorBoard's writer queues and flushes on its own) ---------------
+    def log_metrics(self, step: int, metrics: dict[str, float], wall: float) -> None:
+        self._scalars(metrics, step, wall)
+        self._last_step = step
 
-    def close(self, status: str) -> None:
+    def log_params(self, params: dict[str, Any]) -> None:
+        # Kept for the HParams session written at close: it holds every param of the run, with its status.
+        self._params.update({k: _hparam_value(v) for k, v in params.items()})
+
+    def set_tags(self, tags: dict[str, Any], step: int | None, wall: float) -> None:
+        text = ", ".join(f"{k}={v}" if v not in ("", None) else str(k) for k, v in tags.items())
+        self._text("run/tags", text, self._step(step), wall)
+
+    def log_artifact(self, artifact: ArtifactData, step: int | None, wall: float) -> None:
+        self._artifact(artifact, self._step(step), wall)
+
+    def mark_status(self, status: StatusData, step: int | None, wall: float) -> None:
+        self._text("run/status", str(status.get("status")), self._step(step), wall)
+
+    def mark_resume(self, resume: ResumeData, step: int | None, wall: float) -> None:
+        # A resumed session takes over at from_step: what the earlier one logged from there on is superseded
+        # (also when `runs sync` replays the whole log into a new log dir).
+        from_step = resume.get("from_step")
+        if from_step is not None:
+            self._purge(int(from_step))
+
+    def close(self, status: Status) -> None:
         if self._writer is None:
             return
-        self._text("run/status", status, self._last_step)
+        self._text("run/status", status.value, self._last_step)
         if self.hparams:
             self._hparams_session(status)
         self._writer.flush()
@@ -156,7 +163,7 @@ class TensorBoardBackend(Backend):
         summary = Summary(value=[Summary.Value(tag=tag, metadata=metadata, tensor=tensor)])
         self._add(Event(wall_time=wall or time.time(), step=step, summary=summary))
 
-    def _artifact(self, data: dict[str, Any], step: int, wall: float) -> None:
+    def _artifact(self, data: ArtifactData, step: int, wall: float) -> None:
         rel = str(data.get("path", ""))
         path = Path(self._run.run_dir) / rel
         kind = data.get("kind", "file")
@@ -182,7 +189,7 @@ class TensorBoardBackend(Backend):
             Event(wall_time=wall, step=step, summary=Summary(value=[Summary.Value(tag=tag, image=image)]))
         )
 
-    def _hparams_session(self, status: str) -> None:
+    def _hparams_session(self, status: Status) -> None:
         from tensorboard.compat.proto.event_pb2 import Event
         from tensorboard.compat.proto.summary_pb2 import Summary
         from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
@@ -212,7 +219,11 @@ class TensorBoardBackend(Backend):
 
 
 # Our final status -> the HParams session status (aborted/preempted runs did not fail: unknown).
-_HPARAMS_STATUS = {"completed": "STATUS_SUCCESS", "failed": "STATUS_FAILURE", "crashed": "STATUS_FAILURE"}
+_HPARAMS_STATUS = {
+    Status.COMPLETED: "STATUS_SUCCESS",
+    Status.FAILED: "STATUS_FAILURE",
+    Status.CRASHED: "STATUS_FAILURE",
+}
 
 
 def _after_existing_files(log_dir: Path) -> None:

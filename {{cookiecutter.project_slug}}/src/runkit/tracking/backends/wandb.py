@@ -19,9 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from runkit.flatten import flatten
+from runkit.storage.events import ArtifactData
+from runkit.storage.status import Status
 from runkit.tracking.backends.base import Backend, BackendError, RunInfo, SweepInfo, require_package
 
-EXIT_CODES = {"completed": 0, "failed": 1, "crashed": 1, "aborted": 255, "preempted": 255}
+# Our final status -> the run's exit code (W&B shows 255 as killed).
+EXIT_CODES: dict[str, int] = {
+    Status.COMPLETED: 0,
+    Status.FAILED: 1,
+    Status.CRASHED: 1,
+    Status.ABORTED: 255,
+    Status.PREEMPTED: 255,
+}
 MODES = ("offline", "online", "disabled", "shared")
 # W&B keeps staged artifact files and caches in the user's home by default; an offline run keeps them in its
 # own folder instead (unless the user set these), so the run directory holds everything `wandb sync` needs.
@@ -52,6 +61,9 @@ class WandbBackend(Backend):
         self._run: Any = None
         self._run_dir: Path | None = None
         self._pending: dict[str, Path] = {}  # alias -> checkpoint file, sent at close
+        # The metrics row being gathered: logged when the step changes, before an artifact, at flush().
+        self._row: dict[str, Any] = {}
+        self._row_step: int | None = None
         self._wandb: Any = None
         self._saved_env: dict[str, str | None] = {}
 
@@ -120,39 +132,41 @@ class WandbBackend(Backend):
             ids["url"] = self._run.url
         return ids
 
-    def write(self, events: list[dict[str, Any]]) -> None:
-        row: dict[str, Any] = {}
-        row_step: int | None = None
-        for event in events:
-            kind, data, step = event.get("type"), event.get("data") or {}, event.get("step")
-            if kind == "metrics":
-                step = int(step or 0)
-                if row and step != row_step:
-                    self._log(row, row_step)
-                    row = {}
-                row.update(data)
-                row_step = step
-            elif kind == "params":
-                self._run.config.update(_config(data), allow_val_change=True)
-            elif kind == "tags":
-                labels = [f"{k}:{v}" if v not in ("", None) else str(k) for k, v in data.items()]
-                self._run.tags = tuple(dict.fromkeys([*(self._run.tags or ()), *(t[:64] for t in labels)]))
-            elif kind == "artifact":
-                if row:  # keep the order: metrics logged before an image come first
-                    self._log(row, row_step)
-                    row = {}
-                self._artifact(data, step)
-        if row:
-            self._log(row, row_step)
+    # --- events ------------------------------------------------------------------------------------------
+    def log_metrics(self, step: int, metrics: dict[str, float], wall: float) -> None:
+        # Consecutive events at one step make one W&B row (one `log` call), as a training step logs them.
+        if self._row and step != self._row_step:
+            self._log_row()
+        self._row.update(metrics)
+        self._row_step = step
 
-    def close(self, status: str) -> None:
+    def log_params(self, params: dict[str, Any]) -> None:
+        self._run.config.update(_config(params), allow_val_change=True)
+
+    def set_tags(self, tags: dict[str, Any], step: int | None, wall: float) -> None:
+        labels = [f"{k}:{v}" if v not in ("", None) else str(k) for k, v in tags.items()]
+        self._run.tags = tuple(dict.fromkeys([*(self._run.tags or ()), *(t[:64] for t in labels)]))
+
+    def log_artifact(self, artifact: ArtifactData, step: int | None, wall: float) -> None:
+        if self._row:  # keep the order: metrics logged before an image come first
+            self._log_row()
+        self._artifact(artifact, step)
+
+    def flush(self) -> None:
+        if self._row:
+            self._log_row()
+
+    def discard(self) -> None:
+        self._row, self._row_step = {}, None
+
+    def close(self, status: Status) -> None:
         if self._run is None:
             return
         for alias, path in self._pending.items():
             self._checkpoint(path, [alias])
         self._pending.clear()
-        self._run.summary["run_status"] = status
-        if status == "preempted":
+        self._run.summary["run_status"] = status.value
+        if status == Status.PREEMPTED:
             self._run.mark_preempting()
         self._run.finish(exit_code=EXIT_CODES.get(status, 1))
         self._run = None
@@ -168,10 +182,12 @@ class WandbBackend(Backend):
         return {"group": f"sweep-{sweep.sweep_id}"}
 
     # --- translation -------------------------------------------------------------------------------------
-    def _log(self, row: dict[str, Any], step: int | None) -> None:
-        self._run.log({**row, "global_step": step if step is not None else 0})
+    def _log_row(self) -> None:
+        step = self._row_step
+        self._run.log({**self._row, "global_step": step if step is not None else 0})
+        self._row = {}
 
-    def _artifact(self, data: dict[str, Any], step: Any) -> None:
+    def _artifact(self, data: ArtifactData, step: int | None) -> None:
         assert self._run_dir is not None
         wandb = self._wandb
         rel = str(data.get("path", ""))

@@ -1,0 +1,244 @@
+"""The shipper process: opens the backends, feeds them from events.jsonl while the run lasts, and ends them.
+
+Started by `launch.Shipper.launch` as `python -m runkit.tracking.shipper <run dir>`. The training process only
+appends to events.jsonl; this process tails it and forwards batches to the backends, so the training thread
+never waits on a backend, never shares its GIL with one, and a SIGKILL of the trainer loses nothing.
+
+End of stdin (or a new parent pid: re-parented) without a `close` means the trainer died: drain the log,
+take the session's final status from it or append `crashed`, settle run.json, and close every backend with
+that status, so nothing is left RUNNING anywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from queue import Empty, Queue
+from typing import Any
+
+from runkit.storage.run_dir import RunDir
+from runkit.storage.status import Status
+from runkit.tracking.backends.base import BackendError
+from runkit.tracking.delivery.channel import Channel
+from runkit.tracking.delivery.ending import as_status, final_status_after, mark_crashed, settle_record
+from runkit.tracking.delivery.opening import build_backend, run_info
+from runkit.tracking.delivery.options import LOG_FILE, error_line, one_line, options_with_defaults
+from runkit.tracking.delivery.pump import Pump
+
+log = logging.getLogger(__name__)
+
+
+class ShipperProcess:
+    """The shipper's state: the protocol pipes, the commands from the trainer, and one Channel per backend
+    that opened (`open_errors` for those that did not)."""
+
+    def __init__(self, run_dir: RunDir) -> None:
+        self.run_dir = run_dir
+        # Private copies of the protocol pipes; fds 0/1/2 then point away so that a library that reads stdin
+        # or prints to stdout can never corrupt the protocol. Library chatter goes to shipper.log.
+        self.commands = os.fdopen(os.dup(0), "rb")
+        self.replies = os.fdopen(os.dup(1), "wb")
+        self.user_err = os.dup(2)
+        log_fd = os.open(run_dir.path / LOG_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        os.close(null)
+        os.close(log_fd)
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+        self.queue: Queue[dict[str, Any] | None] = Queue()
+        self.channels: list[Channel] = []
+        self.open_errors: dict[str, str] = {}
+
+    def reply(self, message: dict[str, Any]) -> None:
+        try:
+            self.replies.write((json.dumps(message, default=str) + "\n").encode())
+            self.replies.flush()
+        except OSError:  # the trainer is gone; it does not need the answer
+            pass
+
+    def warn(self, message: str) -> None:
+        """A warning the user must see: shipper.log, the terminal and the run's train.log."""
+        log.warning(message)
+        line = f"WARNING: [tracking] {message}\n"
+        with contextlib.suppress(OSError):
+            os.write(self.user_err, line.encode())
+        with contextlib.suppress(OSError):
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            fd = os.open(self.run_dir.path / "train.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            os.write(fd, f"{stamp} WARNING shipper: {message}\n".encode())
+            os.close(fd)
+
+    def read_commands(self) -> None:
+        for raw in self.commands:
+            try:
+                self.queue.put(json.loads(raw))
+            except json.JSONDecodeError:
+                log.error("ignoring a bad command line: %r", raw[:200])
+        self.queue.put(None)  # end of input: the trainer closed the pipe or died
+
+    def open_backend(
+        self, name: str, spec: Any, record: dict[str, Any], options: dict[str, Any]
+    ) -> dict[str, Any]:
+        backend = build_backend(name, spec)
+        try:
+            ids = backend.open(run_info(self.run_dir, name, record)) or {}
+        except BackendError:
+            raise
+        except ImportError as exc:
+            raise BackendError(
+                f"the {name} backend needs a package that is not installed ({one_line(exc)}); "
+                f"install it with `pip install -e '.[{name}]'` or choose another tracker"
+            ) from exc
+        except Exception as exc:
+            raise BackendError(f"the {name} backend could not open its run: {one_line(exc)}") from exc
+        self.channels.append(
+            Channel(name, backend, self.run_dir.path, options["retries"], options["retry_backoff"], self.warn)
+        )
+        return ids
+
+    def open_backends(self, specs: dict[str, Any], options: dict[str, Any], strict: bool) -> dict[str, Any]:
+        """Open every backend. Strict: the first failure closes those already open and raises. Otherwise a
+        backend that fails is set aside with a warning (training has started), its error in the reply."""
+        record = self.run_dir.read()
+        ids: dict[str, Any] = {}
+        for name, spec in specs.items():
+            try:
+                ids[name] = self.open_backend(name, spec, record, options)
+            except Exception as exc:
+                text = error_line(exc)
+                if strict:
+                    for channel in self.channels:  # those that did open: nothing may be left RUNNING
+                        channel.close(Status.FAILED)
+                    raise BackendError(text) from exc
+                log.error("could not open the %s backend", name, exc_info=True)
+                self.open_errors[name] = text
+                ids[name] = {"error": text}
+                self.warn(
+                    f"{text}. The run goes on without {name}; the run directory stays complete and "
+                    f"`runs sync` can replay the run into {name} later."
+                )
+        return ids
+
+    def run(self) -> int:
+        """The whole life of the shipper: handshake, follow the log, end every backend. Returns the exit
+        code (1: the backends could not be opened, and the trainer has been told why)."""
+        init = self.commands.readline()
+        if not init:
+            return 0
+        message = json.loads(init)
+        options = options_with_defaults(message.get("options"))
+        if options["nice"] and hasattr(os, "nice"):
+            with contextlib.suppress(OSError):
+                os.nice(int(options["nice"]))  # also for the helper processes a backend starts (W&B's)
+        session_offset = int(message.get("session_offset") or 0)
+        parent_pid = int(message.get("parent_pid") or os.getppid())
+        try:
+            ids = self.open_backends(
+                message.get("backends") or {}, options, bool(options["wait_for_backends"])
+            )
+        except Exception as exc:
+            text = error_line(exc)
+            log.error("could not open the backends: %s", text, exc_info=not isinstance(exc, BackendError))
+            self.reply({"error": text})
+            return 1
+        log.info("opened %s", ", ".join(f"{n} {i}" for n, i in ids.items()) or "no backend")
+        self.reply({"ready": ids})
+        threading.Thread(target=self.read_commands, name="shipper-commands", daemon=True).start()
+
+        pump = Pump(self.run_dir.events_file, self.channels, options["batch_events"])
+        status = self.follow(pump, float(options["poll_interval"]), parent_pid)
+        report = self.finish(pump, status, session_offset)
+        if status is None:  # the trainer died: recording the backends (ids too, if it died early) is ours
+            self.record_backends(report, ids)
+        self.reply({"closed": report})
+        return 0
+
+    def follow(self, pump: Pump, poll: float, parent_pid: int) -> Status | None:
+        """Feed the backends while the trainer runs; returns the status it asked to close with, or None
+        when it died (end of the pipe, or this process was re-parented: stdin may be held elsewhere)."""
+        while True:
+            try:
+                command = self.queue.get(timeout=poll)
+            except Empty:
+                if os.getppid() != parent_pid:
+                    return None
+                self.guarded(pump.pump)
+                continue
+            if command is None:
+                return None
+            if "close" in command:
+                return as_status(command["close"])
+
+    def finish(self, pump: Pump, status: Status | None, session_offset: int) -> dict[str, dict[str, Any]]:
+        """Send the rest of the log and close every backend; without a status from the trainer, the log's
+        own (or `crashed`) is the session's, and run.json is settled with it. Returns what each backend
+        reports."""
+        started = time.monotonic()
+        self.guarded(pump.drain)
+        if status is None:
+            status = final_status_after(self.run_dir.events_file, session_offset)
+            if status is None:
+                status = mark_crashed(
+                    self.run_dir, "the training process ended without a word (killed, out of memory?)"
+                )
+                log.warning("the training process died; the run is marked crashed")
+            else:
+                settle_record(self.run_dir, status)
+            self.guarded(pump.drain)  # the status event itself
+        for channel in self.channels:
+            channel.close(status)
+        log.info("closed every backend as %s (drained in %.2fs)", status.value, time.monotonic() - started)
+        report = {c.name: c.report() for c in self.channels}
+        report.update({name: {"error": error} for name, error in self.open_errors.items()})
+        return report
+
+    def record_backends(self, report: dict[str, dict[str, Any]], ids: dict[str, Any]) -> None:
+        """Merge the backends' ids and outcome into run.json (the trainer does this when it is alive)."""
+        try:
+            record = self.run_dir.read()
+            backends = record.get("backends") or {}
+            for name, info in report.items():
+                backends[name] = {**backends.get(name, {}), **(ids.get(name) or {}), **info}
+            self.run_dir.update(backends=backends)
+        except Exception:
+            log.exception("could not record the backends in run.json")
+
+    @staticmethod
+    def guarded(step: Callable[[], Any]) -> None:
+        """A failure outside a backend (e.g. reading the log) must not stop the shipper closing them."""
+        try:
+            step()
+        except Exception:
+            log.exception("the shipper hit an error; going on")
+            time.sleep(0.5)
+
+
+def child_main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m runkit.tracking.shipper <run dir>", file=sys.stderr)
+        return 2
+    # The trainer's Ctrl-C is not ours (own session anyway); on SIGTERM (e.g. a scheduler stopping the whole
+    # job) keep going: the trainer will ask us to close, or die, and both are handled.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(
+        signal.SIGTERM, lambda signum, frame: log.warning("received SIGTERM; finishing the run first")
+    )
+    child = ShipperProcess(RunDir(Path(argv[0])))
+    try:
+        return child.run()
+    except Exception:
+        log.exception("the shipper failed")
+        child.reply({"error": f"the shipper failed; see {child.run_dir.path / LOG_FILE}"})
+        return 1
