@@ -20,6 +20,7 @@ import math
 import sys
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -27,6 +28,8 @@ from omegaconf import DictConfig, OmegaConf
 from runkit.errors import UserError
 from runkit.hydra_context import HydraContext, hydra_context
 from runkit.storage.layout import SWEEP_JOB_TRACEBACK_SUFFIX
+from runkit.storage.lookup import find_run
+from runkit.storage.run_dir import id_from_name
 from runkit.storage.status import Preempted, Status
 from runkit.sweeps.records import JobRecord, completed_job, request_stop, resolve_sweep_dir, stop_reason
 from runkit.sweeps.resolvers import register_resolvers
@@ -34,6 +37,15 @@ from runkit.sweeps.resolvers import register_resolvers
 log = logging.getLogger(__name__)
 
 FAILED = float("nan")  # what a failed or skipped job returns (a sweeper must not take it as a score)
+
+# The run of the last job in this process that was stopped (Ctrl-C, SIGTERM): (run id, run directory).
+# A launcher that requeues preempted jobs (runkit.sweeps.slurm) continues it with `resume=<run id>`.
+_interrupted: list[tuple[str, str]] = []
+
+
+def interrupted_run() -> tuple[str, str] | None:
+    """(run id, run directory) of the last job run in this process that ended by a signal, if any."""
+    return _interrupted[-1] if _interrupted else None
 
 
 def register_sweep_resolvers() -> None:
@@ -113,11 +125,30 @@ def run_sweep_job(cfg: DictConfig, ctx: HydraContext, train: Callable[[DictConfi
         status = {"KeyboardInterrupt": Status.ABORTED, "Preempted": Status.PREEMPTED}.get(
             type(exc).__name__, Status.FAILED
         )
-        record.finish(status, error=f"{type(exc).__name__}: {exc}")
+        record.finish(status, error=f"{type(exc).__name__}: {exc}", **_resumed_run(cfg, sweep_dir))
+        if record.data.get("run_id") and record.data.get("run_dir"):
+            _interrupted.append((str(record.data["run_id"]), str(sweep_dir / str(record.data["run_dir"]))))
         raise
     value = float(value) if value is not None else FAILED
-    record.finish(Status.COMPLETED, value=None if math.isnan(value) else value)
+    record.finish(
+        Status.COMPLETED, value=None if math.isnan(value) else value, **_resumed_run(cfg, sweep_dir)
+    )
     return value
+
+
+def _resumed_run(cfg: DictConfig, sweep_dir: Path) -> dict[str, str]:
+    """A job that continued a run (`resume=<run>`, e.g. a requeued SLURM job) ran in that run's directory,
+    which it did not create: name it in the job's record (a new run is found by job number and process)."""
+    ref = cfg.get("resume")
+    if not ref:
+        return {}
+    try:
+        run = find_run(str(ref), Path(cfg.paths.runs_dir))
+    except (UserError, OSError):
+        return {}
+    if run.path.parent.resolve() != sweep_dir.resolve():
+        return {}
+    return {"run_dir": run.path.name, "run_id": id_from_name(run.path)}
 
 
 def _record_failure(record: JobRecord, error: str) -> None:

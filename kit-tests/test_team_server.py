@@ -1,0 +1,112 @@
+"""A project pointed at a team MLflow server (PostgreSQL store, artifacts proxied by the server): a sweep
+lands in it, a server restart mid-run loses nothing, and no credential lands in a run directory."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from team_server import TeamServer, team_server  # noqa: F401 - the session fixture
+
+from backend_readers import mlflow_run, mlflow_runs_tagged
+from conftest import ROOT, project_env
+from repro_helpers import metric_history
+from sweep_helpers import TINY, Sweep, run_record
+from tracking_runs import metric_lines, start_train, wait_for
+
+pytestmark = pytest.mark.slow
+
+CLIENT_PASSWORD = "client-secret-" + "7f3a9c"  # MLFLOW_TRACKING_PASSWORD of the training processes
+
+
+def client_env() -> dict[str, str]:
+    return project_env(
+        OMP_NUM_THREADS="1", MLFLOW_TRACKING_USERNAME="alice", MLFLOW_TRACKING_PASSWORD=CLIENT_PASSWORD
+    )
+
+
+def tracker(server: TeamServer) -> list[str]:
+    return ["tracker=mlflow", f"tracker.mlflow.tracking_uri={server.url}"]
+
+
+def assert_no_secret(directory: Path, *secrets: str) -> None:
+    for path in directory.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            data = path.read_bytes()
+            for secret in secrets:
+                assert secret.encode() not in data, f"{secret!r} found in {path}"
+
+
+def test_a_joblib_sweep_lands_in_the_team_server(team_server: TeamServer, tmp_path: Path) -> None:  # noqa: F811
+    runs = tmp_path / "runs"
+    env = client_env()
+    cmd = [sys.executable, str(ROOT / "train.py"), "-m", f"paths.runs_dir={runs}", "seed=1,2",
+           "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *tracker(team_server), *TINY]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    sweep = Sweep(runs, proc)
+    assert sweep.record["counts"] == {"completed": 2}
+    assert "mlflow" in sweep.record["backends"]
+    for run_dir in sweep.run_dirs():
+        ours = run_record(run_dir)
+        (found,) = mlflow_runs_tagged(team_server.url, ours["id"])
+        got = mlflow_run(team_server.url, found.info.run_id)
+        assert got["status"] == "FINISHED"
+        assert got["params"]["seed"] in ("1", "2") and got["params"]["epochs"] == "1"
+        history = metric_history(run_dir)
+        for name in ("train/loss", "val/acc"):
+            assert got["metrics"][name] == sorted((s, v) for (s, n), v in history.items() if n == name)
+        assert {"checkpoints/last.pt", "checkpoints/best.pt"} <= set(got["artifacts"])
+        # The checkpoint went through the server into its artifact store (no shared disk), byte for byte.
+        local = got["client"].download_artifacts(found.info.run_id, "checkpoints/last.pt", str(tmp_path))
+        assert Path(local).read_bytes() == (run_dir / "checkpoints" / "last.pt").read_bytes()
+        stored = list(team_server.artifacts.rglob("last.pt"))
+        assert any(p.read_bytes() == Path(local).read_bytes() for p in stored)
+    assert not (ROOT / "mlartifacts").exists() or not any((ROOT / "mlartifacts").rglob("last.pt"))
+    assert_no_secret(sweep.dir, CLIENT_PASSWORD, team_server.db_password)
+
+
+def test_a_server_restart_mid_run_loses_nothing(team_server: TeamServer, tmp_path: Path) -> None:  # noqa: F811
+    runs = tmp_path / "runs"
+    long = [
+        "epochs=60",
+        "batch_size=8",
+        "data.n_samples=512",
+        "tracking.poll_interval=0.1",
+        "tracking.retries=12",
+    ]
+    proc = start_train(runs, *tracker(team_server), *long, log=tmp_path / "train.log", env=client_env())
+    try:
+        run_dir = wait_for(lambda: next(iter(runs.glob("*/run.json")), None), 120, "the run").parent
+        wait_for(lambda: metric_lines(run_dir) > 20, 120, "training to log")
+        team_server.stop_mlflow()
+        stopped_at = metric_lines(run_dir)
+        assert proc.poll() is None, "the run ended before the server went away: make it longer"
+        time.sleep(3)
+        team_server.start_mlflow()
+        assert proc.wait(300) == 0, (tmp_path / "train.log").read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert metric_lines(run_dir) > stopped_at  # training went on while the server was away
+    ours = run_record(run_dir)
+    assert ours["status"] == "completed"
+    if (ours.get("backends") or {}).get("mlflow", {}).get("error"):
+        # The shipper set MLflow aside while the server was away: `runs sync` finishes the same MLflow run.
+        sync = subprocess.run(
+            [sys.executable, "-m", "runkit.cli", "runs", "sync", str(run_dir), "--to", "mlflow"],
+            cwd=ROOT, env=client_env(), capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert sync.returncode == 0, sync.stdout + sync.stderr
+    (found,) = mlflow_runs_tagged(team_server.url, ours["id"])
+    got = mlflow_run(team_server.url, found.info.run_id)
+    assert got["status"] == "FINISHED"
+    history = metric_history(run_dir)
+    for name in ("train/loss", "val/acc"):
+        assert got["metrics"][name] == sorted((s, v) for (s, n), v in history.items() if n == name)
+    assert_no_secret(run_dir, CLIENT_PASSWORD, team_server.db_password)
