@@ -110,6 +110,16 @@ def copy_run(src: Path, parent: Path, new_id: str, **fields) -> Path:
     return dest
 
 
+def failed_copy(base: Path, runs_dir: Path, output: str) -> Path:
+    """A failed run made from a real one: status failed, a traceback, and no metrics logged."""
+    dest = copy_run(base, runs_dir, "fa11ed01", name="broken", status="failed", error="UserError")
+    lines = [line for line in output.splitlines() if line.strip()]
+    message = next((line for line in reversed(lines) if "monitor.metric" in line), lines[-1] if lines else "")
+    (dest / "traceback.txt").write_text(f"Traceback (most recent call last):\n{message}\n")
+    (dest / "summary.json").write_text(json.dumps({"last": {}, "best": {"metric": "nope"}, "last_step": 0}))
+    return dest
+
+
 def dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
@@ -133,6 +143,10 @@ def cli_runs_fixture(tmp_path_factory: pytest.TempPathFactory) -> CliRuns:
     assert codes[0] == codes[1] == codes[3] == 0, outputs
     assert codes[2] != 0, "the run with an unknown monitor metric should fail\n" + outputs
     by_name = {record(p)["name"]: p for p in run_dirs(runs_dir)}
+    if "broken" not in by_name:
+        # The monitor check may refuse before the run starts (no run directory): a failed run is then made
+        # from the base run, with the refusal as its traceback, so the failed-run tests keep a subject.
+        by_name["broken"] = failed_copy(by_name["base"], runs_dir, launched[2].output)
     sweep_dirs = sorted((runs_dir / "sweeps").iterdir())
     assert len(sweep_dirs) == 1, sweep_dirs
     jobs = sorted(p.parent for p in sweep_dirs[0].glob("*/run.json"))

@@ -36,7 +36,7 @@ def test_compare_puts_differing_params_and_metrics_side_by_side(cli_runs, tmp_pa
     assert [r["id"] for r in data["runs"]] == [base, html]
     params = data["params"]
     assert params["lr"] == [0.001, 0.01] and params["optimizer.lr"] == [0.001, 0.01]
-    assert params["name"] == ["base", HTML_NAME]
+    assert "name" not in params and "tags" not in params  # plumbing: shown in the header, not as params
     assert "epochs" not in params and "seed" not in params  # equal everywhere: not shown
     assert not any(k.startswith("paths.") for k in params)
     for metric, values in data["metrics"].items():
@@ -54,6 +54,9 @@ def test_compare_table_and_csv(cli_runs):
     table = invoke(*args)
     assert table.exit_code == 0
     assert "optimizer.lr" in table.stdout and "val/acc" in table.stdout and HTML_NAME in table.stdout
+    # `lr` is a param and a metric: each row says which.
+    assert "params.lr " in table.stdout and "metrics.lr " in table.stdout
+    assert "metrics.val/acc (best)" in table.stdout
     rows = list(csv.DictReader(io.StringIO(invoke(*args, "-f", "csv").stdout)))
     lr = next(r for r in rows if r["kind"] == "param" and r["key"] == "lr")
     assert float(lr[run_id(cli_runs.base)]) == 0.001 and float(lr[run_id(cli_runs.html)]) == 0.01
@@ -162,7 +165,7 @@ def test_sweep_report_aggregates_across_seeds(cli_runs, tmp_path):
         tmp_path / f"report-sweep-{sweep_id}.pdf",
     )
     text = html_file.read_text(encoding="utf-8")
-    assert "mean ± std across seeds" in text and len(re.findall(r"data:image/png;base64,", text)) == 2
+    assert "mean ± std over seeds" in text and len(re.findall(r"data:image/png;base64,", text)) == 2
     by_lr: dict[float, list[float]] = {}
     for job in cli_runs.jobs:
         lr = next(float(o.split("=", 1)[1]) for o in record(job)["overrides"] if o.startswith("lr="))
@@ -189,3 +192,34 @@ def test_sweep_report_aggregates_across_seeds(cli_runs, tmp_path):
 def test_report_bad_input(cli_runs, args, message):
     result = invoke("runs", "report", *args, "--runs-dir", cli_runs.runs_dir)
     assert result.exit_code == 2 and message in result.output
+
+
+def test_run_report_pdf_flows_text_and_lists_artifacts(cli_runs, run_report_files):
+    from pypdf import PdfReader
+
+    pages = [page.extract_text() or "" for page in PdfReader(str(run_report_files[1])).pages]
+    text_pages = [p for p in pages if p.startswith("Run ")]  # text pages open with the report's title
+    for page in text_pages[:-1]:
+        assert len(page.splitlines()) >= 8, page  # no page left with a stray line or two
+    text = "\n".join(pages)
+    assert "Artifacts" in text and "checkpoints/best.pt" in text and " KB" in text
+    assert "shipped_seq" not in text
+
+
+def test_sweep_report_never_plots_against_the_seed(cli_runs, tmp_path):
+    from runkit.catalog.sweeps import resolve_sweep
+    from runkit.reports.model import Figure
+    from runkit.reports.report import build_sweep_report
+
+    sweep = resolve_sweep("last", cli_runs.runs_dir)
+    report = build_sweep_report(sweep, {}, None, None)
+    figures = [b.figure for s in report.sections for b in s.blocks if isinstance(b, Figure)]
+    labels = [ax.get_xlabel() for fig in figures for ax in fig.axes if ax.get_visible()]
+    assert "lr" in labels and "seed" not in labels
+    html = invoke("runs", "report", "--sweep", "last", "--runs-dir", cli_runs.runs_dir, "-o", tmp_path)
+    assert html.exit_code == 0, html.output
+    text = next(tmp_path.glob("*.html")).read_text(encoding="utf-8")
+    sweep_json = text[text.index("<h2>sweep.json</h2>") :]
+    assert "<th>job</th>" in sweep_json[: sweep_json.index("<h2>", 5)]  # the jobs as a table
+    assert not re.search(r"\de\+0?9", text)  # times as dates, never 1.796e+09
+    assert "{'" not in text  # no Python repr of the jobs

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from runkit.catalog.entry import RunEntry
-
-HIDDEN_PREFIXES = ("paths.",)
+from runkit.repro.config_keys import is_plumbing
 
 
 def _param_source(run: RunEntry) -> dict[str, Any]:
@@ -15,7 +14,9 @@ def _param_source(run: RunEntry) -> dict[str, Any]:
 
 
 def differing_params(runs: list[RunEntry], all_params: bool = False) -> dict[str, list[Any]]:
-    """key -> one value per run, for the keys whose values differ (or every key with all_params)."""
+    """key -> one value per run, for the science keys whose values differ (every key, plumbing included,
+    with all_params). Plumbing (`paths.*`, `resume`, `name`, `tags`, ...: `repro.config_keys`) says where
+    and how a run ran, not what it computed: a resumed run's `resume` path is no difference."""
     sources = [_param_source(r) for r in runs]
     keys: list[str] = []
     seen: set[str] = set()
@@ -27,7 +28,7 @@ def differing_params(runs: list[RunEntry], all_params: bool = False) -> dict[str
     out: dict[str, list[Any]] = {}
     missing = object()
     for key in keys:
-        if key.startswith(HIDDEN_PREFIXES) and not all_params:
+        if is_plumbing(key) and not all_params:
             continue
         values = [s.get(key, missing) for s in sources]
         if all_params or len({repr(v) for v in values}) > 1:

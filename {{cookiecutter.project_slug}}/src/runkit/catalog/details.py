@@ -9,7 +9,15 @@ from runkit.catalog.entry import RunEntry
 from runkit.catalog.history import artifacts_of
 from runkit.catalog.runs import read_json_or_empty
 from runkit.flatten import flatten_raw
-from runkit.storage.layout import CONFIG_FILE, ENVIRONMENT_FILE, GIT_DIFF_FILE, GIT_FILE, TRACEBACK_FILE
+from runkit.storage.events import scan_damage
+from runkit.storage.layout import (
+    CONFIG_FILE,
+    ENVIRONMENT_FILE,
+    EVENTS_FILE,
+    GIT_DIFF_FILE,
+    GIT_FILE,
+    TRACEBACK_FILE,
+)
 
 # What is shown of environment.json (dotted paths); the rest is in the file and in `show --json`.
 ENV_KEYS = (
@@ -90,6 +98,8 @@ def run_details(run: RunEntry) -> dict[str, Any]:
         "environment": environment_summary(run),
         "backends": rec.get("backends") or {},
         "error": rec.get("error"),
+        # damaged places of events.jsonl, one line each ([]: the log is whole)
+        "log_damage": [damage.describe() for damage in scan_damage(run.path / EVENTS_FILE)],
         "traceback": _read_text(run.path / TRACEBACK_FILE),
         "summary": run.summary,
         "artifacts": artifacts_of(run.path),

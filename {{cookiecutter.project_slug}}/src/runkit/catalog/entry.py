@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runkit.catalog.values import is_noise, overrides_dict
+from runkit.catalog.values import overrides_dict
 from runkit.flatten import flatten
 from runkit.formatting import fmt_time
+from runkit.repro.config_keys import is_plumbing
 from runkit.storage.layout import CONFIG_FILE
 from runkit.storage.liveness import effective_status
 from runkit.storage.run_dir import id_from_name
@@ -17,6 +18,25 @@ from runkit.storage.status import Status
 
 # The status of a run directory that cannot be read (not a run status: nothing recorded it).
 CORRUPT = "corrupt"
+
+# How a key says what it means, MLflow-style: `params.lr` (the parameter: override, else the resolved config),
+# `metrics.lr` (the metric's last value). The singular forms are accepted too (`runs export` writes
+# `param.*` / `metric.*` columns).
+PARAM_PREFIXES = ("params.", "param.")
+METRIC_PREFIXES = ("metrics.", "metric.")
+# Fields of the run record, looked up before anything else under their bare name.
+FIELDS = ("id", "name", "status", "sweep", "start", "duration", "host", "seed", "tags", "commit")
+
+
+def split_key(key: str) -> tuple[str | None, str]:
+    """(`param` | `metric` | None, the bare key): `params.lr` -> ("param", "lr"), `val/acc` -> (None, ...)."""
+    for prefix in PARAM_PREFIXES:
+        if key.startswith(prefix) and len(key) > len(prefix):
+            return "param", key[len(prefix) :]
+    for prefix in METRIC_PREFIXES:
+        if key.startswith(prefix) and len(key) > len(prefix):
+            return "metric", key[len(prefix) :]
+    return None, key
 
 
 def _number(value: Any) -> float | None:
@@ -104,7 +124,9 @@ class RunEntry:
 
     @property
     def key_params(self) -> dict[str, Any]:
-        return {k: v for k, v in self.params.items() if not is_noise(k)}
+        """The science overrides: what the run computes differently (plumbing such as `paths.*`, `resume`,
+        `tracker`, `name` and `tags` left out: `repro.config_keys`)."""
+        return {k: v for k, v in self.params.items() if not is_plumbing(k)}
 
     @property
     def sweep_id(self) -> str | None:
@@ -152,22 +174,43 @@ class RunEntry:
     def flat_config(self) -> dict[str, Any]:
         return flatten(self.config())
 
+    def param(self, key: str) -> tuple[bool, Any]:
+        """The parameter `key`: its override, else its resolved config entry (config.yaml read on demand)."""
+        params = self.params
+        if key in params:
+            return True, params[key]
+        flat = self.flat_config()
+        if key in flat:
+            return True, flat[key]
+        return False, None
+
+    def has_param(self, key: str) -> bool:
+        return self.param(key)[0]
+
     def lookup(self, key: str) -> tuple[bool, Any]:
-        """The value of `key` for this run: a field, a metric, an override, or a config entry (in that order,
-        the config only read when nothing cheaper has the key)."""
-        fields = {
-            "id": self.id,
-            "name": self.name,
-            "status": self.status,
-            "sweep": self.sweep_id,
-            "start": self.start_time,
-            "duration": self.duration,
-            "host": self.record.get("host"),
-            "seed": self.record.get("seed"),
-            "tags": ",".join(self.tags),
-            "commit": self.git.get("commit"),
-        }
-        if key in fields:
+        """The value of `key` for this run. `params.K` is the parameter K, `metrics.K` the metric K's
+        last value; a bare key is a field, then a metric, then an override, a run.json entry or a config
+        entry (the config read only when nothing cheaper has the key). `catalog.query` refuses a bare key
+        that is both a metric and a param among the runs considered."""
+        kind, bare = split_key(key)
+        if kind == "param":
+            return self.param(bare)
+        if kind == "metric":
+            metrics = self.metrics
+            return (True, metrics[bare]) if bare in metrics else (False, None)
+        if key in FIELDS:
+            fields = {
+                "id": self.id,
+                "name": self.name,
+                "status": self.status,
+                "sweep": self.sweep_id,
+                "start": self.start_time,
+                "duration": self.duration,
+                "host": self.record.get("host"),
+                "seed": self.record.get("seed"),
+                "tags": ",".join(self.tags),
+                "commit": self.git.get("commit"),
+            }
             return True, fields[key]
         metrics = self.metrics
         if key in metrics:

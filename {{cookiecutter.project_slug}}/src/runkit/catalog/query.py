@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from runkit.catalog.entry import RunEntry
+from runkit.catalog.entry import FIELDS, RunEntry, split_key
 from runkit.catalog.values import parse_value
 from runkit.errors import UserError
 from runkit.formatting import fmt_value
@@ -47,6 +47,24 @@ def parse_where(expr: str) -> Condition:
     return Condition(key, "=" if op == "==" else op, parse_value(value), expr)
 
 
+def check_unambiguous(key: str, runs: list[RunEntry], option: str) -> None:
+    """Refuse (one line) a bare `key` that is both a metric and a param among `runs`: `lr` may be the learning
+    rate parameter or the (decayed) `lr` metric, and the two give different answers. A qualified key
+    (`params.lr`, `metrics.lr`), a field or a key that is only one of them passes."""
+    kind, bare = split_key(key)
+    if kind is not None or key in FIELDS or key in SORT_ALIASES or "/" in key:
+        return  # (a key with a slash, `val/acc`, is never a config key)
+    live = [r for r in runs if not r.corrupt]
+    if not any(key in r.metrics for r in live):
+        return
+    # Overrides first (no file read); the configs only when no override has the key.
+    if any(key in r.params for r in live) or any(r.has_param(key) for r in live):
+        raise UserError(
+            f"{option} {key!r} is both a param and a metric here: write params.{key} (the parameter) "
+            f"or metrics.{key} (the metric's last value)"
+        )
+
+
 def _as_number(value: Any) -> float | None:
     if isinstance(value, bool) or value is None:
         return None
@@ -84,20 +102,19 @@ def select_runs(
     tags: list[str] | None = None,
     where: list[str] | None = None,
 ) -> list[RunEntry]:
-    """The runs with one of these statuses, all these tags, and meeting every --where condition."""
+    """The runs with one of these statuses, all these tags, and meeting every --where condition (a bare
+    --where key that is both a param and a metric among those runs is refused: `check_unambiguous`)."""
     statuses = {s.lower() for s in split_values(status)}
     wanted_tags = set(split_values(tags))
     conditions = [parse_where(w) for w in where or []]
-    selected = []
-    for run in runs:
-        if statuses and run.status not in statuses:
-            continue
-        if wanted_tags and not wanted_tags <= set(run.tags):
-            continue
-        if conditions and not all(c.matches(run) for c in conditions):
-            continue
-        selected.append(run)
-    return selected
+    chosen = [
+        run
+        for run in runs
+        if (not statuses or run.status in statuses) and (not wanted_tags or wanted_tags <= set(run.tags))
+    ]
+    for condition in conditions:
+        check_unambiguous(condition.key, chosen, "--where")
+    return [run for run in chosen if all(c.matches(run) for c in conditions)]
 
 
 def sort_key(run: RunEntry, column: str) -> tuple[int, int, Any]:

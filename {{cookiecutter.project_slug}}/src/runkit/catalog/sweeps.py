@@ -15,11 +15,12 @@ from runkit.catalog.runs import (
     scan_runs,
     subdirs,
 )
-from runkit.catalog.values import is_noise
-from runkit.errors import UserError
 from runkit.formatting import fmt_time
+from runkit.repro.config_keys import is_plumbing
 from runkit.storage.layout import SWEEP_FILE, SWEEPS_DIR
 from runkit.storage.run_dir import id_from_name
+from runkit.sweeps.grouping import swept_params
+from runkit.sweeps.lookup import find_sweep
 
 
 @dataclass
@@ -47,21 +48,18 @@ class SweepEntry:
         return min(times) if times else None
 
     def swept_params(self) -> list[str]:
-        """The swept keys (seed included): sweep.json `varying` when the sweep recorded it, else the override
-        keys whose value differs between the jobs, in first-seen order."""
+        """The swept keys (seed included, plumbing left out): sweep.json `varying` when the sweep recorded it,
+        else the science override keys that vary across the jobs (`sweeps.grouping.swept_params`), the
+        sweep's grid and search space always counted."""
         varying = self.meta.get("varying")
         if isinstance(varying, list) and varying:
-            return [str(k) for k in varying if not is_noise(str(k))]
-        keys: list[str] = []
-        values: dict[str, set[str]] = {}
-        for job in self.jobs:
-            for key, value in job.key_params.items():
-                if key not in values:
-                    keys.append(key)
-                    values[key] = set()
-                values[key].add(repr(value))
-        jobs_with = {k: sum(1 for j in self.jobs if k in j.key_params) for k in keys}
-        return [k for k in keys if len(values[k]) > 1 or jobs_with[k] < len(self.jobs)]
+            return [str(k) for k in varying if not is_plumbing(str(k))]
+        always: list[str] = []
+        for name in ("always_show", "grid"):
+            recorded = self.meta.get(name)
+            if isinstance(recorded, (list, dict)):
+                always += [str(k) for k in recorded if not is_plumbing(str(k))]
+        return swept_params([job.key_params for job in self.jobs], always)
 
     def status_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -130,25 +128,11 @@ def group_sweeps(runs: list[RunEntry], runs_dir: Path) -> list[SweepEntry]:
 
 
 def resolve_sweep(ref: str, runs_dir: Path, runs: list[RunEntry] | None = None) -> SweepEntry:
-    """A sweep from its directory, `last`, its id, a unique id prefix, or its directory name."""
+    """A sweep from its directory, `last`, its id, a unique id prefix, or its directory name
+    (`sweeps.lookup.find_sweep`: one line naming the candidates when none or several match)."""
+    path = find_sweep(ref, runs_dir)
     runs = scan_runs(runs_dir) if runs is None else runs
-    sweeps = group_sweeps(runs, runs_dir)
-    path = Path(ref).expanduser()
-    if path.is_dir() and path.parent.name == SWEEPS_DIR:
-        path = path.resolve()
-        for sweep in sweeps:
-            if sweep.path.resolve() == path:
-                return sweep
-        return read_sweep(path)
-    if not sweeps:
-        raise UserError(f"no sweeps found under {Path(runs_dir) / SWEEPS_DIR}")
-    if ref == "last":
-        return sweeps[-1]
-    matches = [s for s in sweeps if s.id.startswith(ref) or s.path.name == ref]
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
-        known = ", ".join(f"{s.id} ({s.path.name})" for s in sweeps[-10:])
-        raise UserError(f"no sweep matches {ref!r} under {runs_dir}; sweeps: {known}")
-    listing = ", ".join(f"{s.id} ({s.path.name})" for s in matches[:10])
-    raise UserError(f"sweep prefix {ref!r} is ambiguous: {listing}")
+    for sweep in group_sweeps(runs, runs_dir):
+        if sweep.path.resolve() == path:
+            return sweep
+    return read_sweep(path)

@@ -1,14 +1,16 @@
-"""Override values as the command line wrote them: `lr=1e-3` -> {"lr": 0.001}, and which keys are noise."""
+"""Override values as the command line wrote them: `lr=1e-3` -> {"lr": 0.001}.
+
+Which keys an override sets is `runkit.overrides`' business, which keys are plumbing (where and how a run ran,
+left out of the params the CLI shows) is `runkit.repro.config_keys.is_plumbing`'s; this module only reads
+the values as numbers, booleans or text.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
 
-# Override keys that say where or how a run was launched, not what it computes: left out of "key params".
-NOISE_PREFIXES = ("paths.", "hydra.", "hydra/", "tracker", "resume", "rerun_of", "sweep.")
-# Shown in their own columns already.
-OWN_COLUMNS = ("name", "tags")
+from runkit.overrides import override_params
 
 
 def parse_value(text: str) -> Any:
@@ -31,22 +33,7 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def override_key(override: str) -> str:
-    """`+a.b=1` -> `a.b`; `~a` -> `a`."""
-    return override.split("=", 1)[0].lstrip("+~").strip()
-
-
 def overrides_dict(overrides: Iterable[str] | None) -> dict[str, Any]:
-    """key -> value of the `key=value` overrides (deletions `~key` left out)."""
-    out: dict[str, Any] = {}
-    for item in overrides or ():
-        item = str(item)
-        if "=" not in item or item.startswith("~"):
-            continue
-        key, value = item.split("=", 1)
-        out[key.lstrip("+").strip()] = parse_value(value)
-    return out
-
-
-def is_noise(key: str) -> bool:
-    return key.startswith(NOISE_PREFIXES) or key in OWN_COLUMNS
+    """key -> value of the `key=value` overrides (deletions `~key` and bare words left out)."""
+    items = [str(o) for o in overrides or () if "=" in str(o)]
+    return {key: parse_value(value) for key, value in override_params(items).items()}

@@ -122,3 +122,40 @@ def find_project_root(explicit: Path | None = None, hint: Any = None) -> Path:
         if is_project_root(candidate):
             return candidate
     raise UserError("cannot find the project folder (train.py + configs/): run from it or pass --project-dir")
+
+
+def console_width() -> int:
+    """The width tables are laid out for: the terminal's, or $COLUMNS (rich's rules), 80 when unknown."""
+    return int(stdout_console().width)
+
+
+def fit_columns(
+    headers: list[str],
+    widths: list[int],
+    priority: list[str],
+    available: int,
+    min_widths: dict[str, int] | None = None,
+) -> list[int]:
+    """The indices of the columns to keep, in their order, so that a boxed table fits `available` characters:
+    columns are dropped from the end of `priority` (least wanted last; a header not listed goes first) until
+    the rest fit at their natural width, or at their `min_widths` (columns that may wrap). Each column costs
+    its width plus 3 (padding and border); the table 1 more."""
+    minimum = min_widths or {}
+
+    def cost(kept: list[int]) -> int:
+        return 1 + sum(min(widths[i], max(minimum.get(headers[i], widths[i]), 1)) + 3 for i in kept)
+
+    rank = {name: pos for pos, name in enumerate(priority)}
+    kept = list(range(len(headers)))
+    # The least wanted first: unlisted columns, then the listed ones from the end.
+    order = sorted(kept, key=lambda i: -rank.get(headers[i], len(priority)))
+    for index in order:
+        if cost(kept) <= available or len(kept) == 1:
+            break
+        kept.remove(index)
+    return kept
+
+
+def dropped_note(dropped: list[str]) -> str:
+    """The footer under a table that left columns out for width."""
+    return f"not shown for width: {', '.join(dropped)} (widen the terminal, or -f csv / -f json for all)"

@@ -128,9 +128,11 @@ def compare_runs(
         table.add_column(f"{run.id}\n{run.name}", justify="right", overflow="fold")
     table.add_row(Text("status", style="bold"), *(r.status for r in chosen))
     table.add_section()
+    # Params and metrics may share a name (`lr`: the parameter, and the decayed value logged as a metric):
+    # every row says which it is, spelled as --where and --sort take it.
     if params:
         for key, values in params.items():
-            table.add_row(key, *(Text(fmt_value(v)) for v in values))
+            table.add_row(f"params.{key}", *(Text(fmt_value(v)) for v in values))
     else:
         table.add_row(Text("(no param differs)", style="dim"), *("" for _ in chosen))
     table.add_section()
@@ -144,7 +146,8 @@ def compare_runs(
             Text(fmt_value(v), style="bold green" if v is not None and v == best_value else "")
             for v in values
         ]
-        table.add_row(key, *cells)
+        label = f"metrics.{key[5:]} (best)" if key.startswith("best ") else f"metrics.{key}"
+        table.add_row(label, *cells)
     console = stdout_console()
     console.print(table)
     if plot_path:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from runkit.catalog.entry import CORRUPT, RunEntry
-from runkit.catalog.query import parse_where, select_runs, sort_key
+from runkit.catalog.query import check_unambiguous, parse_where, select_runs, sort_key
 from runkit.catalog.runs import scan_runs
 from runkit.catalog.sweeps import SweepEntry, group_sweeps, resolve_sweep
 from runkit.cli.common import (
@@ -17,8 +17,11 @@ from runkit.cli.common import (
     Format,
     RunsDir,
     check_runs_dir,
+    console_width,
+    dropped_note,
     emit_csv,
     emit_json,
+    fit_columns,
     one_line_errors,
 )
 from runkit.cli.common import warn as print_warning
@@ -40,9 +43,8 @@ CSV_COLUMNS = [*LIST_COLUMNS, "last_step", "path", "problem"]
 SWEEP_COLUMNS = ["id", "name", "start", "jobs", "status", "swept", "monitor", "best", "best_run", "path"]
 
 
-def params_text(params: dict[str, Any], width: int = 60) -> str:
-    text = " ".join(f"{k}={fmt_value(v)}" for k, v in params.items())
-    return text if len(text) <= width else text[: width - 1] + "…"
+def params_text(params: dict[str, Any]) -> str:
+    return " ".join(f"{k}={fmt_value(v)}" for k, v in params.items())
 
 
 def monitor_text(run: RunEntry, shared_monitor: str | None) -> str:
@@ -57,20 +59,38 @@ def monitor_text(run: RunEntry, shared_monitor: str | None) -> str:
 # Above this many rows the list is drawn as one block of aligned text (rich's per-cell layout costs ~0.6 ms
 # per row: 1,000 runs would take most of a second).
 RICH_TABLE_MAX_ROWS = 200
+# Which columns stay when the terminal is narrow, most wanted first: the rest are dropped from the end and
+# named in a footer. `params` may wrap at spaces: it needs the width of its longest `key=value` (at least
+# PARAMS_MIN_WIDTH, at most PARAMS_MAX_MIN_WIDTH).
+RUN_PRIORITY = ["id", "status", "name", "best", "params", "duration", "start", "sweep", "tags"]
+PARAMS_MIN_WIDTH = 12
+PARAMS_MAX_MIN_WIDTH = 30
+SWEEP_PRIORITY = ["id", "status", "name", "best", "jobs", "swept", "best run", "start"]
+# Column key, header, justification.
+Column = tuple[str, str, str]
 
 
-def table_rows(runs: list[RunEntry]) -> tuple[list[tuple[str, str]], list[list[str]]]:
-    """Column headers (with justification) and the cells of each run, as plain strings."""
+def table_rows(runs: list[RunEntry]) -> tuple[list[Column], list[list[str]]]:
+    """Columns (key, header, justification) and the cells of each run, as plain strings."""
     monitors = {r.monitor for r in runs if r.monitor}
     shared = next(iter(monitors)) if len(monitors) == 1 else None
     show_sweep = any(r.sweep_id for r in runs)
     show_tags = any(r.tags for r in runs)
-    columns = [("id", "left"), ("name", "left"), ("status", "left"), ("start", "left"), ("duration", "right")]
+    columns: list[Column] = [
+        ("id", "id", "left"),
+        ("name", "name", "left"),
+        ("status", "status", "left"),
+        ("start", "start", "left"),
+        ("duration", "duration", "right"),
+    ]
     if show_sweep:
-        columns.append(("sweep", "left"))
+        columns.append(("sweep", "sweep", "left"))
     if show_tags:
-        columns.append(("tags", "left"))
-    columns += [("params", "left"), (f"best {shared}" if shared else "best metric", "right")]
+        columns.append(("tags", "tags", "left"))
+    columns += [
+        ("params", "params", "left"),
+        ("best", f"best {shared}" if shared else "best metric", "right"),
+    ]
     rows = []
     for run in runs:
         cells = [run.id, run.name[:24], run.status, fmt_time(run.start_time)[:16], fmt_duration(run.duration)]
@@ -86,24 +106,53 @@ def table_rows(runs: list[RunEntry]) -> tuple[list[tuple[str, str]], list[list[s
     return columns, rows
 
 
-def runs_table(runs: list[RunEntry], title: str) -> Any:
-    """A rich Table; for long lists one rich Text of aligned columns, the status still coloured."""
+def fitted(
+    columns: list[Column], rows: list[list[str]], priority: list[str], wrap: dict[str, int], width: int
+) -> tuple[list[int], list[str]]:
+    """The columns that fit `width` (indices) and the headers of those left out."""
+    widths = [max(len(header), *(len(row[i]) for row in rows)) for i, (_, header, _) in enumerate(columns)]
+    keys = [key for key, _, _ in columns]
+    kept = fit_columns(keys, widths, priority, width, wrap)
+    return kept, [columns[i][1] for i in range(len(columns)) if i not in kept]
+
+
+def runs_table(runs: list[RunEntry], title: str, width: int | None = None) -> tuple[Any, str | None]:
+    """A rich Table (for long lists one rich Text of aligned columns, the status still coloured) that fits the
+    console's width, and the footer naming the columns left out (None when all fit)."""
     from rich.table import Table
     from rich.text import Text
 
-    columns, rows = table_rows(runs)
-    status_col = 2
+    width = console_width() if width is None else width
+    all_columns, all_rows = table_rows(runs)
+    params_at = [key for key, _, _ in all_columns].index("params")
+    longest = max((len(word) for row in all_rows for word in row[params_at].split()), default=0)
+    params_min = min(max(longest, PARAMS_MIN_WIDTH), PARAMS_MAX_MIN_WIDTH)
+    kept, dropped = fitted(all_columns, all_rows, RUN_PRIORITY, {"params": params_min}, width)
+    columns = [all_columns[i] for i in kept]
+    rows = [[row[i] for i in kept] for row in all_rows]
+    note = dropped_note(dropped) if dropped else None
+    status_col = next(i for i, (key, _, _) in enumerate(columns) if key == "status")
     if len(rows) > RICH_TABLE_MAX_ROWS:
-        widths = [max(len(header), *(len(row[i]) for row in rows)) for i, (header, _) in enumerate(columns)]
+        widths = [
+            max(len(header), *(len(row[i]) for row in rows)) for i, (_, header, _) in enumerate(columns)
+        ]
+        spare = width - (sum(widths) + 2 * (len(widths) - 1))
+        for i, (key, _, _) in enumerate(columns):
+            if key == "params" and spare < 0:  # aligned text cannot wrap: the params are cut
+                widths[i] = max(params_min, widths[i] + spare)
+                rows = [
+                    [*r[:i], r[i] if len(r[i]) <= widths[i] else r[i][: widths[i] - 1] + "…", *r[i + 1 :]]
+                    for r in rows
+                ]
 
         def line(cells: list[str]) -> list[str]:
             return [
-                cell.rjust(widths[i]) if columns[i][1] == "right" else cell.ljust(widths[i])
+                cell.rjust(widths[i]) if columns[i][2] == "right" else cell.ljust(widths[i])
                 for i, cell in enumerate(cells)
             ]
 
         text = Text(title + "\n")
-        text.append("  ".join(line([h for h, _ in columns])).rstrip() + "\n", style="bold")
+        text.append("  ".join(line([h for _, h, _ in columns])).rstrip() + "\n", style="bold")
         text.append("  ".join("─" * w for w in widths) + "\n")
         for row, run in zip(rows, runs, strict=True):
             padded = line(row)
@@ -111,47 +160,69 @@ def runs_table(runs: list[RunEntry], title: str) -> Any:
             text.append(padded[status_col], style=STATUS_STYLE.get(run.status, ""))
             text.append(("  " + "  ".join(padded[status_col + 1 :])).rstrip() + "\n")
         text.rstrip()
-        return text
+        return text, note
     table = Table(title=title, title_justify="left", header_style="bold")
-    for header, justify in columns:
+    for key, header, justify in columns:
         table.add_column(
             header,
             justify=justify,  # type: ignore[arg-type]
-            no_wrap=header != "params",
-            overflow="fold" if header == "params" else "ellipsis",
-            style="cyan" if header == "id" else None,
+            no_wrap=key != "params",
+            overflow="fold" if key == "params" else "ellipsis",
+            min_width=params_min if key == "params" else None,
+            style="cyan" if key == "id" else None,
         )
+    params_col = next((i for i, (key, _, _) in enumerate(columns) if key == "params"), None)
     for row, run in zip(rows, runs, strict=True):
         cells: list[Any] = [Text(c) for c in row]
         cells[status_col] = Text(row[status_col], style=STATUS_STYLE.get(run.status, ""))
-        if run.corrupt:
-            cells[-2] = Text(row[-2], style="red")
+        if run.corrupt and params_col is not None:
+            cells[params_col] = Text(row[params_col], style="red")
         table.add_row(*cells)
-    return table
+    return table, note
 
 
-def sweeps_table(sweeps: list[SweepEntry]) -> Any:
+def sweeps_table(sweeps: list[SweepEntry], width: int | None = None) -> tuple[Any, str | None]:
+    """The sweeps as a rich Table that fits the console's width, and the footer naming the columns left
+    out."""
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=f"{len(sweeps)} sweep(s)", title_justify="left", header_style="bold")
-    for column in ("id", "name", "start", "jobs", "status", "swept", "best", "best run"):
-        table.add_column(column, no_wrap=column in ("id", "start", "best run"))
+    width = console_width() if width is None else width
+    keys = ["id", "name", "start", "jobs", "status", "swept", "best", "best run"]
+    rows = []
     for sweep in sweeps:
         row = sweep.to_row()
         status = ", ".join(f"{n} {s}" for s, n in sorted(row["status"].items()))
         best = f"{row['monitor']}={fmt_value(row['best'])}" if row["monitor"] else ""
-        table.add_row(
-            row["id"],
-            Text(row["name"]),
-            row["start"][:16],
-            str(row["jobs"]),
-            status,
-            ", ".join(row["swept"]),
-            best,
-            row["best_run"] or "",
+        rows.append(
+            [
+                row["id"],
+                row["name"],
+                row["start"][:16],
+                str(row["jobs"]),
+                status,
+                ", ".join(row["swept"]),
+                best,
+                row["best_run"] or "",
+            ]
         )
-    return table
+    columns: list[Column] = [(k, k, "right" if k == "jobs" else "left") for k in keys]
+    kept, dropped = (
+        fitted(columns, rows, SWEEP_PRIORITY, {"swept": 12}, width) if rows else (list(range(8)), [])
+    )
+    table = Table(title=f"{len(sweeps)} sweep(s)", title_justify="left", header_style="bold")
+    for i in kept:
+        key = keys[i]
+        table.add_column(
+            key,
+            justify=columns[i][2],  # type: ignore[arg-type]
+            no_wrap=key != "swept",
+            overflow="fold" if key == "swept" else "ellipsis",
+            style="cyan" if key == "id" else None,
+        )
+    for cells in rows:
+        table.add_row(*(Text(cells[i]) for i in kept))
+    return table, dropped_note(dropped) if dropped else None
 
 
 @one_line_errors
@@ -212,12 +283,17 @@ def list_runs(
         else:
             from runkit.cli.common import stdout_console
 
-            stdout_console().print(sweeps_table(found))
+            table, note = sweeps_table(found)
+            console = stdout_console()
+            console.print(table)
+            if note:
+                console.print(note, style="dim")
         return
     if sweep:
         chosen = resolve_sweep(sweep, runs_dir, runs)
         runs = [r for r in runs if r.sweep_dir == chosen.path]
     selected = select_runs(runs, status, tag, where)
+    check_unambiguous(sort, selected, "--sort")
     selected.sort(key=lambda r: sort_key(r, sort), reverse=False)
     if reverse:
         # Keep runs without a value last, whatever the direction.
@@ -244,4 +320,7 @@ def list_runs(
     if not selected:
         console.print(title)
         return
-    console.print(runs_table(selected, title))
+    table, note = runs_table(selected, title)
+    console.print(table)
+    if note:
+        console.print(note, style="dim")

@@ -13,9 +13,11 @@ import typer
 
 from runkit.catalog.entry import RunEntry
 from runkit.catalog.runs import read_json_or_empty, resolve_run, scan_runs
-from runkit.catalog.values import override_key
 from runkit.cli.common import DEFAULT_RUNS_DIR, RunsDir, find_project_root, one_line_errors, warn
 from runkit.errors import UserError
+from runkit.overrides import override_key
+from runkit.repro.git import git_head
+from runkit.storage.layout import GIT_FILE
 
 RERUN_KEY = "rerun_of"
 # Overrides that only make sense in the original launch (a multirun, a resumed session): not replayed.
@@ -53,29 +55,8 @@ def rerun_overrides(run: RunEntry, extra: list[str], runs_dir: Path) -> list[str
     return list(merged.values())
 
 
-def git_head(root: Path) -> tuple[str | None, bool]:
-    """(commit, dirty) of the project's working tree; (None, False) outside a git repository."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=30, check=False
-        )
-        if head.returncode != 0:
-            return None, False
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-        return head.stdout.strip(), bool(status.stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        return None, False
-
-
 def recorded_commit(run: RunEntry) -> tuple[str | None, bool]:
-    git = dict(read_json_or_empty(run.path / "git.json"))
+    git = dict(read_json_or_empty(run.path / GIT_FILE))
     git.update(run.git)
     commit = git.get("commit")
     return (str(commit) if commit else None), bool(git.get("dirty"))

@@ -11,8 +11,18 @@ from typing import Any
 from runkit.catalog.entry import RunEntry
 from runkit.catalog.history import History
 from runkit.formatting import fmt_value
+from runkit.sweeps.grouping import SEED_KEY, group_over_seeds
 
-SEED_KEY = "seed"
+__all__ = [
+    "SEED_KEY",
+    "Group",
+    "default_curve_metrics",
+    "has_seed_groups",
+    "job_score",
+    "params_label",
+    "sweep_groups",
+]
+
 SKIP_CURVES = ("epoch",)
 
 
@@ -53,18 +63,17 @@ def value_order(value: Any) -> tuple[int, float | str]:
 
 
 def sweep_groups(jobs: Sequence[RunEntry], params: Sequence[str], metric: str) -> list[Group]:
-    """Jobs grouped by their swept values other than the seed; a group's scores are across seeds."""
-    groups: dict[tuple[str, ...], Group] = {}
-    for job in jobs:
-        score = job_score(job, metric)
-        if score is None:
-            continue
-        values = {p: job.key_params.get(p) for p in params if p != SEED_KEY}
-        key = tuple(repr(values[p]) for p in values)
-        group = groups.setdefault(key, Group(values, [], []))
-        group.scores.append(score)
-        group.run_ids.append(job.id)
-    return sorted(groups.values(), key=lambda g: tuple(value_order(v) for v in g.values.values()))
+    """Jobs grouped by their swept values other than the seed (`sweeps.grouping.group_over_seeds`); a group's
+    scores are across seeds. Jobs without a score are left out."""
+    scored = [(job, score) for job in jobs if (score := job_score(job, metric)) is not None]
+    groups = group_over_seeds(scored, lambda item: {p: item[0].key_params.get(p) for p in params})
+    out = [Group(values, [s for _, s in items], [j.id for j, _ in items]) for values, items in groups]
+    return sorted(out, key=lambda g: tuple(value_order(v) for v in g.values.values()))
+
+
+def has_seed_groups(groups: Sequence[Group]) -> bool:
+    """Whether some group has several seeds: only then is a mean ± std over seeds worth showing."""
+    return any(g.n > 1 for g in groups)
 
 
 def default_curve_metrics(histories: Iterable[History]) -> list[str]:

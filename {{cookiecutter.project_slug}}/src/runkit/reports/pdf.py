@@ -27,21 +27,52 @@ def wrap_lines(lines: Iterable[str]) -> list[str]:
     return out
 
 
-def text_pages(title: str, sections: Sequence[TextSection]) -> list[Any]:
-    """Sections of monospaced text laid out over as many A4 pages as they need."""
-    lines: list[tuple[str, bool]] = []
+# Widow and orphan control: a section split over two pages leaves at least this many lines on each.
+MIN_LINES = 6
+
+Line = tuple[str, bool]  # (text, is a heading)
+
+
+def layout_lines(sections: Sequence[TextSection]) -> list[list[Line]]:
+    """Sections of text as pages of lines. A section that fits on a page is never split (it moves to the
+    next page instead); a longer one is split with at least MIN_LINES lines on either side of the break, its
+    heading repeated (`... (continued)`). So no page holds a stray line or two."""
+    pages: list[list[Line]] = [[]]
+
+    def room() -> int:
+        return LINES_PER_PAGE - len(pages[-1])
+
     for heading, body in sections:
-        if lines:
-            lines.append(("", False))
-        lines.append((heading, True))
-        lines.extend((line, False) for line in wrap_lines(body))
+        block: list[Line] = [(heading, True), *((line, False) for line in wrap_lines(body))]
+        gap = 1 if pages[-1] else 0
+        if len(block) + gap <= room():
+            pages[-1].extend([("", False)] * gap + block)
+            continue
+        if pages[-1] and (len(block) <= LINES_PER_PAGE or room() - gap < MIN_LINES + 1):
+            pages.append([])
+        elif gap:
+            pages[-1].append(("", False))
+        while block:
+            take = min(room(), len(block))
+            if 0 < len(block) - take < MIN_LINES:
+                take = max(len(block) - MIN_LINES, 1)
+            pages[-1].extend(block[:take])
+            block = block[take:]
+            if block:
+                pages.append([])
+                block.insert(0, (f"{heading} (continued)", True))
+    return [page for page in pages if page] or [[]]
+
+
+def text_pages(title: str, sections: Sequence[TextSection]) -> list[Any]:
+    """Sections of monospaced text laid out over as many A4 pages as they need (`layout_lines`)."""
     pages = []
-    for start in range(0, max(len(lines), 1), LINES_PER_PAGE):
+    for page in layout_lines(sections):
         fig = new_figure(PAGE)
         fig.set_layout_engine(None)
         fig.text(0.06, 0.965, title, fontsize=13, weight="bold", parse_math=False)
         y = 0.935
-        for text, bold in lines[start : start + LINES_PER_PAGE]:
+        for text, bold in page:
             fig.text(
                 0.06,
                 y,
