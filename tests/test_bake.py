@@ -118,6 +118,8 @@ def test_git_init_makes_a_clean_first_commit(baked):
     assert len(log.stdout.splitlines()) == 1
     status = subprocess.run(["git", "status", "--porcelain"], cwd=project, capture_output=True, text=True)
     assert status.stdout == ""
+    tracked = subprocess.run(["git", "ls-files"], cwd=project, capture_output=True, text=True, check=True)
+    assert set(tracked.stdout.splitlines()) == baked_files(project)  # nothing of the bake is git-ignored
 
 
 def test_ruff_clean(baked):
