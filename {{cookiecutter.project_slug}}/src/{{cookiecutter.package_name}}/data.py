@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset, TensorDataset
 
 from runkit.errors import UserError
 from runkit.repro.seed import worker_init_fn
@@ -14,6 +14,11 @@ class DataModule:
 
     The training loader shuffles with its own generator (seeded from the run's seed), whose state goes into
     every checkpoint so that a resumed run sees the same batches as an uninterrupted one.
+
+    Under torchrun (`world_size > 1`) each rank gets its part: the training loader draws through a
+    DistributedSampler (one order per epoch from the run's seed, the same on every rank, split between them;
+    the loop calls its `set_epoch`), and the evaluation loaders each get every `world_size`-th sample, so that
+    sums over ranks count each sample exactly once.
     """
 
     num_features: int
@@ -43,26 +48,38 @@ class DataModule:
         self.val_set = TensorDataset(features[val], labels[val])
         self.test_set = TensorDataset(features[test], labels[test])
         self.batch_size, self.num_workers = batch_size, num_workers
-        self.generator = torch.Generator().manual_seed(torch.initial_seed() % 2**63)
+        self.seed = torch.initial_seed() % 2**63  # the run's seed: every rank builds the data module from it
+        self.generator = torch.Generator().manual_seed(self.seed)
 
-    def _loader(self, dataset: TensorDataset, shuffle: bool) -> DataLoader:
+    def _loader(
+        self, dataset: Dataset, shuffle: bool, sampler: DistributedSampler | None = None
+    ) -> DataLoader:
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
             num_workers=self.num_workers,
             generator=self.generator if shuffle else None,
             worker_init_fn=worker_init_fn,
         )
 
-    def train_loader(self) -> DataLoader:
+    def train_loader(self, rank: int = 0, world_size: int = 1) -> DataLoader:
+        if world_size > 1:
+            sampler = DistributedSampler(
+                self.train_set, num_replicas=world_size, rank=rank, shuffle=True, seed=self.seed
+            )
+            return self._loader(self.train_set, shuffle=True, sampler=sampler)
         return self._loader(self.train_set, shuffle=True)
 
-    def val_loader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
+    def _shard(self, dataset: TensorDataset, rank: int, world_size: int) -> Dataset:
+        return Subset(dataset, range(rank, len(dataset), world_size)) if world_size > 1 else dataset
 
-    def test_loader(self) -> DataLoader:
-        return self._loader(self.test_set, shuffle=False)
+    def val_loader(self, rank: int = 0, world_size: int = 1) -> DataLoader:
+        return self._loader(self._shard(self.val_set, rank, world_size), shuffle=False)
+
+    def test_loader(self, rank: int = 0, world_size: int = 1) -> DataLoader:
+        return self._loader(self._shard(self.test_set, rank, world_size), shuffle=False)
 
 
 class SyntheticClassification(DataModule):

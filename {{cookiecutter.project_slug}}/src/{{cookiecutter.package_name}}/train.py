@@ -11,12 +11,14 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 from torch import nn
+from torch.utils.data import DistributedSampler
 
 from runkit.console import console, summary_table, training_progress
+from runkit.distributed import Distributed, init_distributed
 from runkit.errors import UserError
 from runkit.repro.checkpoint import load_checkpoint, restore_rng_states, rng_states
 from runkit.repro.resume import ResumePoint, init_weights, prepare_resume, restore_training_state
-from runkit.repro.seed import seed_everything
+from runkit.repro.seed import draw_seed, seed_everything, seed_rank
 from runkit.storage.status import Preempted
 from runkit.tracking import ExperimentTracker, start_run
 from runkit.tracking.checkpoints import CheckpointPolicy
@@ -39,7 +41,11 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def evaluate(model: nn.Module, loader: Any, device: torch.device) -> dict[str, float]:
+def evaluate(
+    model: nn.Module, loader: Any, device: torch.device, distributed: Distributed | None = None
+) -> dict[str, float]:
+    """Loss and accuracy over `loader`; under torchrun each rank has a shard, and the sums are added over
+    ranks first (global accuracy = correct over every rank / count over every rank)."""
     model.eval()
     loss_sum, correct, count = 0.0, 0, 0
     with torch.no_grad():
@@ -49,22 +55,41 @@ def evaluate(model: nn.Module, loader: Any, device: torch.device) -> dict[str, f
             loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum").item()
             correct += (logits.argmax(dim=1) == y).sum().item()
             count += len(y)
+    if distributed is not None:
+        loss_sum, correct, count = distributed.all_sum([loss_sum, correct, count])
     return {"loss": loss_sum / max(count, 1), "acc": correct / max(count, 1)}
 
 
 def main(cfg: DictConfig) -> float:
-    """Train one run and return the best value of the monitored metric (what a sweeper optimises)."""
+    """Train one run and return the best value of the monitored metric (what a sweeper optimises).
+
+    `python train.py`: one process. `torchrun --nproc_per_node=N train.py`: N processes (ranks) train one run
+    with DistributedDataParallel; rank 0 owns the run, the others write nothing (docs/scaling-out.md).
+    """
+    distributed = init_distributed(str(cfg.device))
+    if not distributed.is_main:
+        logging.getLogger().setLevel(logging.WARNING)  # one rank speaks for the run
+    try:
+        return _main(cfg, distributed)
+    finally:
+        distributed.close()
+
+
+def _main(cfg: DictConfig, distributed: Distributed) -> float:
     resume: ResumePoint | None = None
     if cfg.get("resume"):
-        # The run's own config for this session, and every check, before anything is built or written.
-        cfg, resume = prepare_resume(cfg)
-    seed = seed_everything(cfg.seed, deterministic=cfg.deterministic)
+        # The run's own config for this session, and every check, before anything is built or written
+        # (by rank 0 alone under torchrun; the others receive its result).
+        cfg, resume = distributed.share(lambda: prepare_resume(cfg))
+    drawn = distributed.share(lambda: draw_seed() if cfg.seed is None else cfg.seed)
+    seed = seed_everything(drawn, deterministic=cfg.deterministic)
     if cfg.seed is None:
         log.info("seed=null: drew seed %d (recorded; seed=%d replays the run)", seed, seed)
     with open_dict(cfg):
         cfg.seed = seed  # the seed actually used is what config.yaml, run.json and every backend record
-    device = pick_device(str(cfg.device))
+    device = pick_device(distributed.device(str(cfg.device)))
     datamodule = instantiate(cfg.data)
+    # Built from the run's seed on every rank: the same initial weights everywhere.
     model = instantiate(cfg.model, in_features=datamodule.num_features, num_classes=datamodule.num_classes)
     model.to(device)
     optimizer = instantiate(cfg.optimizer)(model.parameters())
@@ -74,10 +99,13 @@ def main(cfg: DictConfig) -> float:
         restore_training_state(resume.state, model, optimizer, scheduler)
     elif cfg.get("init_from"):
         init_from = init_weights(str(cfg.init_from), Path(cfg.paths.runs_dir), model)
+    # From here on each rank draws from its own seed (dropout masks differ across ranks); one process keeps
+    # the run's seed.
+    seed_rank(seed, distributed.rank, distributed.world_size)
 
     try:
-        with start_run(cfg, resume=resume, init_from=init_from) as tracker:
-            return fit(cfg, tracker, model, optimizer, scheduler, datamodule, device, resume)
+        with start_run(cfg, resume=resume, init_from=init_from, distributed=distributed) as tracker:
+            return fit(cfg, tracker, model, optimizer, scheduler, datamodule, device, resume, distributed)
     except StoppedEarly:
         # The tracker has said how the session ended and how to continue it.
         best = tracker.summary.best_value
@@ -93,22 +121,43 @@ def fit(
     datamodule: Any,
     device: torch.device,
     resume: ResumePoint | None = None,
+    distributed: Distributed | None = None,
 ) -> float:
-    checkpoints = CheckpointPolicy(tracker, cfg.monitor.metric, cfg.monitor.mode)
+    distributed = distributed or Distributed()
+    raw_model = model  # what checkpoints hold (without DDP's `module.` prefix)
+    if distributed.enabled:
+        # DDP broadcasts rank 0's parameters now and averages gradients in backward().
+        model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    checkpoints = CheckpointPolicy(tracker, cfg.monitor.metric, cfg.monitor.mode)  # rank 0 saves
     start_epoch, step = 0, 0
     if resume is not None:
         # Model, optimizer and scheduler were loaded before the run started; the RNG states are restored last,
-        # right before the first batch, so nothing in between can draw from them.
+        # right before the first batch, so nothing in between can draw from them. Each rank gets its own
+        # back when the run is resumed with the same number of processes.
         start_epoch, step = resume.epoch, resume.step
-        restore_rng_states(resume.state["rng"], datamodule.generator)
+        rng = resume.state["rng"]
+        per_rank = resume.state.get("rng_ranks")
+        if distributed.enabled and per_rank and len(per_rank) == distributed.world_size:
+            rng = per_rank[distributed.rank]
+        elif distributed.enabled or per_rank:
+            log.warning("resumed with another number of processes: the random streams are not continued")
+        restore_rng_states(rng, datamodule.generator)
         log.info("resumed run %s at epoch %d (step %d)", tracker.run_id, start_epoch, step)
     stop_after = cfg.get("stop_after_epochs")
 
-    train_loader = datamodule.train_loader()
+    train_loader = datamodule.train_loader(distributed.rank, distributed.world_size)
+    val_loader = datamodule.val_loader(distributed.rank, distributed.world_size)
+    sampler = train_loader.sampler
     started = time.perf_counter()
-    with training_progress() as progress:
+    progress_bar = training_progress()
+    progress_bar.disable = not distributed.is_main
+    with progress_bar as progress:
         task = progress.add_task("train", total=cfg.epochs * len(train_loader), completed=step, metrics="")
         for epoch in range(start_epoch, cfg.epochs):
+            if isinstance(sampler, DistributedSampler):
+                sampler.set_epoch(epoch)  # each epoch its own order, the same on every rank
             model.train()
             for x, y in train_loader:
                 x, y = x.to(device), y.to(device)
@@ -117,7 +166,7 @@ def fit(
                 loss.backward()
                 optimizer.step()
                 step += 1
-                loss_value = loss.item()
+                loss_value = distributed.mean(loss)  # loss.item() on one process
                 tracker.log_metrics(
                     {"train/loss": loss_value, "lr": optimizer.param_groups[0]["lr"]}, step=step
                 )
@@ -125,16 +174,18 @@ def fit(
                     task, advance=1, metrics=f"epoch {epoch + 1}/{cfg.epochs} loss {loss_value:.4f}"
                 )
             scheduler.step()
-            val = evaluate(model, datamodule.val_loader(), device)
+            val = evaluate(raw_model, val_loader, device, distributed)  # a shard per rank, sums reduced
             epoch_metrics = {"epoch": epoch + 1, "val/loss": val["loss"], "val/acc": val["acc"]}
             tracker.log_metrics(epoch_metrics, step=step)
             state = {
-                "model": model.state_dict(),
+                "model": raw_model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "epoch": epoch + 1,
                 "rng": rng_states(datamodule.generator),
             }
+            if distributed.enabled:  # every rank's random state, so that a resume continues each of them
+                state["rng_ranks"] = distributed.gather(state["rng"])
             improved = checkpoints.save(state, epoch_metrics, step)
             log.info(
                 "epoch %d/%d  val/loss %.4f  val/acc %.4f%s",
@@ -148,11 +199,14 @@ def fit(
                 # Ends the run exactly as a SIGTERM at this epoch boundary would: status `preempted`.
                 raise StoppedEarly(f"stopped after epoch {epoch + 1} (stop_after_epochs={stop_after})")
 
-    if checkpoints.best_path.exists():
-        model.load_state_dict(load_checkpoint(checkpoints.best_path)["model"])
-        test = evaluate(model, datamodule.test_loader(), device)
+    if distributed.broadcast(checkpoints.best_path.exists()):  # written by rank 0
+        raw_model.load_state_dict(load_checkpoint(checkpoints.best_path)["model"])
+        test_loader = datamodule.test_loader(distributed.rank, distributed.world_size)
+        test = evaluate(raw_model, test_loader, device, distributed)
         tracker.log_metrics({"test/loss": test["loss"], "test/acc": test["acc"]}, step=step)
-    best = tracker.summary.best_value
+    best = distributed.broadcast(tracker.summary.best_value)
+    if not distributed.is_main:
+        return float(best) if best is not None else float("nan")
     console.print(
         summary_table(
             tracker.run_id,

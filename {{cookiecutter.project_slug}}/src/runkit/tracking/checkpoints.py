@@ -1,4 +1,5 @@
-"""The training loop's checkpoint policy: `last.pt` at every save, `best.pt` when the monitored metric improves.
+"""The training loop's checkpoint policy: `last.pt` at every save, `best.pt` when the monitored metric
+improves.
 
 The policy belongs to the loop, not to the tracker (as Lightning's ModelCheckpoint is not its Logger's): the
 tracker only hears that a checkpoint file was saved. What the policy adds to each checkpoint (the run id, the
@@ -43,6 +44,7 @@ class CheckpointPolicy:
     """Saves the loop's state as `checkpoints/last.pt` and, when the monitored metric improves, `best.pt`.
 
     A resumed run starts from the best value its summary had, so `best.pt` is only replaced by a better one.
+    In a multi-process run only rank 0 writes (the other ranks' trackers are not writers).
     """
 
     def __init__(self, tracker: ExperimentTracker, metric: str, mode: str = "max") -> None:
@@ -71,6 +73,8 @@ class CheckpointPolicy:
                 f"monitor.metric={self.monitor.metric!r} is never logged; logged metrics: {', '.join(known)}"
             )
         improved = self.monitor.improves(float(value))
+        if not self.tracker.is_writer:
+            return improved  # a rank other than 0 of a multi-process run: rank 0 saves (the same state)
         full = {
             **state,
             "step": step,

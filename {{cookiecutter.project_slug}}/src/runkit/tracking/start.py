@@ -19,6 +19,7 @@ from runkit.storage.status import Status
 from runkit.tracking.tracker import ExperimentTracker, _now, base_record
 
 if TYPE_CHECKING:
+    from runkit.distributed import Distributed
     from runkit.repro.resume import ResumePoint
 
 log = logging.getLogger(__name__)
@@ -33,9 +34,16 @@ def chosen_backends(cfg: DictConfig) -> dict[str, Any]:
 
 
 def start_run(
-    cfg: DictConfig, resume: ResumePoint | None = None, init_from: dict[str, Any] | None = None
+    cfg: DictConfig,
+    resume: ResumePoint | None = None,
+    init_from: dict[str, Any] | None = None,
+    distributed: Distributed | None = None,
 ) -> ExperimentTracker:
     """Start (or, with `resume=...`, continue) the run described by `cfg` and return its tracker.
+
+    `distributed` (runkit.distributed.init_distributed()) makes this one rank of a multi-process run: rank 0
+    starts the run as a single process would and tells the other ranks its directory; they get a
+    PeerTracker, which writes nothing but `ranks/<rank>.json`. Every rank must call this (it is a collective).
 
     `init_from` is what `repro.resume.init_weights` loaded for `init_from=...` (a new run started from old
     weights): it is recorded in run.json and as a tag in every backend.
@@ -45,12 +53,47 @@ def start_run(
     checked resume point (train.main makes it before building the model); without it, `cfg.resume` is checked
     here.
     """
+    if distributed is None or not distributed.enabled:
+        return _start_run(cfg, resume, init_from, None)
+    if not distributed.is_main:
+        from runkit.tracking.tracker import PeerTracker
+
+        path, run_id, name = distributed.receive()  # rank 0's run, or its error raised here
+        monitor = cfg.get("monitor") or {}
+        peer = PeerTracker(
+            RunDir(Path(path)), run_id, name, distributed, monitor.get("metric"), monitor.get("mode", "max")
+        )
+        peer.begin()
+        return peer
+    try:
+        tracker = _start_run(cfg, resume, init_from, distributed)
+    except BaseException as exc:
+        distributed.announce_error(exc)
+        raise
+    try:
+        distributed.announce((str(tracker.path), tracker.run_id, tracker.name))
+    except BaseException as exc:  # a peer died before the run began: the run says so
+        tracker.__exit__(type(exc), exc, exc.__traceback__)
+        raise
+    return tracker
+
+
+def _start_run(
+    cfg: DictConfig,
+    resume: ResumePoint | None,
+    init_from: dict[str, Any] | None,
+    distributed: Distributed | None,
+) -> ExperimentTracker:
     from runkit.repro.capture import backend_tags, capture_run, project_root
 
     if OmegaConf.select(cfg, "git.require_clean", default=False):
         from runkit.repro.git import require_clean
 
         require_clean(project_root(cfg))  # refuses a dirty tree before anything is created
+
+    from runkit.tracking.delivery.launch import preflight_backends
+
+    preflight_backends(chosen_backends(cfg))  # a backend that refuses (one line) leaves no run behind
 
     ctx = hydra_context()
     runs_dir = Path(cfg.paths.runs_dir)
@@ -109,6 +152,13 @@ def start_run(
         OmegaConf.save(cfg, run_dir.config_file, resolve=True)
         run_dir.overrides_file.write_text(OmegaConf.to_yaml(OmegaConf.create(overrides)), encoding="utf-8")
         record.update(seed=cfg.get("seed"), overrides=overrides)
+        multi = distributed is not None and distributed.enabled
+        layout = distributed.record(int(cfg.seed)) if distributed is not None and multi else None
+        if resume is None:
+            if layout is not None:
+                record["distributed"] = layout
+        else:  # each session says how many processes it had (None: one)
+            session["distributed"] = layout
         if resume is None:
             record.update(capture_run(run_dir, cfg))
         else:
@@ -177,6 +227,8 @@ def start_run(
     except BaseException as exc:
         tracker.finish(Status.FAILED, error=f"{type(exc).__name__}: {exc}")
         raise
+    if distributed is not None and distributed.enabled:
+        tracker.attach_distributed(distributed)
     tracker.begin()
     log.info("run %s -> %s", record["id"], run_dir.path)
     return tracker

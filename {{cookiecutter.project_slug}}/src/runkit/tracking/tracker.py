@@ -19,7 +19,7 @@ import time
 import traceback
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runkit.storage.events import EventWriter
 from runkit.storage.jsonio import write_json
@@ -28,6 +28,9 @@ from runkit.storage.run_dir import RunDir
 from runkit.storage.run_lock import RunLock
 from runkit.storage.status import Preempted, Status, status_for_exception
 from runkit.tracking.summary import Summary
+
+if TYPE_CHECKING:
+    from runkit.distributed import Distributed
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +81,10 @@ class ExperimentTracker:
         self._old_signals: dict[int, Any] = {}
         self._heartbeat_stop = threading.Event()
         self._heartbeat: threading.Thread | None = None
+        self._distributed: Distributed | None = None
+
+    #: False for the trackers of ranks other than 0 in a multi-process run: they write nothing.
+    is_writer = True
 
     # --- identity ----------------------------------------------------------------------------------------
     @property
@@ -167,7 +174,7 @@ class ExperimentTracker:
         )
         return dest
 
-    # --- session plumbing (start_run's, not the training loop's) ---------------------------------------------
+    # --- session plumbing (start_run's, not the training loop's) -------------------------------------------
     def mark_resume(self, from_step: int, from_epoch: int, session: int) -> None:
         """Mark in the log where a resumed session takes over: metrics logged earlier for steps after
         `from_step` are superseded by this session's."""
@@ -179,6 +186,11 @@ class ExperimentTracker:
     def attach_delivery(self, shipper: Any) -> None:
         """Hand the run's delivery process (tracking.shipper.Shipper) to the tracker, which closes it."""
         self._shipper = shipper
+
+    def attach_distributed(self, distributed: Distributed) -> None:
+        """Rank 0 of a multi-process run: when the session ends other than normally, the run's status and
+        traceback come from the rank that caused it (runkit.distributed.resolve_ending)."""
+        self._distributed = distributed
 
     def update_record(self, **fields: Any) -> dict[str, Any]:
         """Merge fields into run.json (atomically, one writer at a time within this process)."""
@@ -236,6 +248,12 @@ class ExperimentTracker:
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         status = status_for_exception(exc)
         error = "".join(traceback.format_exception(exc_type, exc, tb)) if status is Status.FAILED else None
+        if self._distributed is not None and self._distributed.enabled:
+            from runkit.distributed import resolve_ending
+
+            # torchrun sends a SIGTERM to the ranks left when one fails: it must not cut this ending short.
+            self._defer_sigterm()
+            status, error = resolve_ending(self.path, self._distributed.world_size, exc, status, error)
         if status is Status.FAILED:
             log.error(
                 "run %s failed: %s (traceback in %s)",
@@ -243,6 +261,8 @@ class ExperimentTracker:
                 _last_line(error),
                 self.path / "traceback.txt",
             )
+        elif status is Status.CRASHED:
+            log.error("run %s crashed: %s", self.run_id, error)
         elif status in (Status.ABORTED, Status.PREEMPTED):
             # One line that says what happened and how to go on, instead of a traceback.
             reason = str(exc) or type(exc).__name__
@@ -285,10 +305,113 @@ class ExperimentTracker:
 
         self._old_signals[signal.SIGTERM] = signal.signal(signal.SIGTERM, on_sigterm)
 
+    def _defer_sigterm(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+        self._old_signals.setdefault(signal.SIGTERM, previous)
+
     def _restore_signal_handlers(self) -> None:
         for signum, handler in self._old_signals.items():
             signal.signal(signum, handler)
         self._old_signals.clear()
+
+
+class PeerTracker(ExperimentTracker):
+    """The tracker of a rank other than 0 in a multi-process run: the same API, and nothing is written.
+
+    The run (its directory, run.json, events.jsonl, the backends) belongs to rank 0. This rank only says how
+    it is doing in `ranks/<rank>.json` (runkit.distributed.rank_session), which is how its failure, its death
+    or its preemption reaches the run.
+    """
+
+    is_writer = False
+
+    def __init__(
+        self,
+        run_dir: RunDir,
+        run_id: str,
+        name: str,
+        distributed: Distributed,
+        monitor: str | None,
+        mode: str = "max",
+    ) -> None:
+        # No EventWriter, no lock, no heartbeat: nothing of the run is opened here.
+        self.run_dir = run_dir
+        self.run_id = run_id
+        self.name = name
+        self.summary = Summary(monitor, mode)
+        self._distributed = None  # rank 0 resolves the run's ending; this rank only reports its own
+        self._peer: Distributed = distributed
+        self._finished = False
+        self._step = 0
+        self._session: Any = None
+        self._old_signals = {}
+
+    @property
+    def backends(self) -> dict[str, Any]:
+        return {}
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        return None
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        self._step = int(step) if step is not None else self._step + 1
+
+    def set_tags(self, tags: Iterable[str] | Mapping[str, Any]) -> None:
+        return None
+
+    def log_artifact(self, path: str | Path, kind: str = "file", name: str | None = None) -> Path:
+        return Path(path)
+
+    def log_checkpoint(
+        self, path: str | Path, aliases: Iterable[str] = ("last",), step: int | None = None
+    ) -> None:
+        return None
+
+    def log_figure(self, figure: Any, name: str, step: int | None = None) -> Path:
+        return self.run_dir.figures / f"{name}.png"
+
+    def log_text(self, text: str, name: str) -> Path:
+        return self.run_dir.artifacts / (name if Path(name).suffix else f"{name}.txt")
+
+    def mark_resume(self, from_step: int, from_epoch: int, session: int) -> None:
+        return None
+
+    def attach_delivery(self, shipper: Any) -> None:
+        return None
+
+    def update_record(self, **fields: Any) -> dict[str, Any]:
+        return {}
+
+    def _write_summary(self) -> None:
+        return None
+
+    def begin(self) -> None:
+        from runkit.distributed import rank_session
+
+        self._install_signal_handlers()
+        self._session = rank_session(self._peer, self.path)
+        self._session.__enter__()
+
+    def finish(self, status: Status | str = Status.COMPLETED, error: str | None = None) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        self._restore_signal_handlers()
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        try:
+            if self._session is not None:
+                session, self._session = self._session, None
+                if exc is None:
+                    session.__exit__(None, None, None)
+                else:
+                    # rank_session records the failure and re-raises it: the `with` block re-raises anyway.
+                    with contextlib.suppress(BaseException):
+                        session.__exit__(exc_type, exc, tb)
+        finally:
+            self.finish()
 
 
 def _last_line(error: str | None) -> str | None:
