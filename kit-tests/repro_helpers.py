@@ -110,7 +110,7 @@ def shared_runs(tmp_path_factory: Any) -> dict[str, Any]:
     1. full: seed=7, 4 epochs. twin: the same, with paths.root a dirty repository whose remote URL holds a
        token (the git capture's subject). split: as full, stopped after epoch 2 (as a SIGTERM at that epoch
        boundary would end it). drawn: seed=null. refused_clean: git.require_clean=true on the dirty repo.
-    2. split resumed by id; replay: seed=<the seed drawn>; warm: init_from=full, trained with lr=0;
+    2. split resumed by id; replay: seed=<the seed drawn>; warm: init_from=full, trained with optimizer.lr=0;
        refused_resume: full resumed with a model-changing override.
     """
     global _shared
@@ -142,7 +142,7 @@ def shared_runs(tmp_path_factory: Any) -> dict[str, Any]:
                 [f"resume={runs['split_before']['record']['id']}"],
             ),  # nothing else: its config returns
             (d["replay"], [*RUN, f"seed={record(runs['drawn'])['seed']}"]),
-            (d["warm"], [*TINY, f"init_from={runs['full']}", "epochs=1", "lr=0.0"]),
+            (d["warm"], [*TINY, f"init_from={runs['full']}", "epochs=1", "optimizer.lr=0.0"]),
             (d["full"], [f"resume={runs['full']}", "model.hidden_sizes=[8]"]),
         ],
         may_fail=[3],

@@ -138,10 +138,15 @@ def copy_of_full(runs, tmp_path):
     return runs_dir, runs_dir / runs["full"].name
 
 
-def test_the_copy_itself_resumes(copy_of_full):
+def test_the_copy_itself_resumes_once_it_has_epochs_left(copy_of_full):
+    """`resume=last` is the newest run that can be continued: not a completed one."""
     runs_dir, run = copy_of_full
+    with pytest.raises(UserError, match="can be continued"):
+        prepare_resume(resume_cfg(runs_dir, "last"))
+    (run / "config.yaml").write_text((run / "config.yaml").read_text().replace("epochs: 4", "epochs: 6"))
+    (run / "run.json").write_text(json.dumps({**record(run), "status": "preempted"}))
     cfg, point = prepare_resume(resume_cfg(runs_dir, "last"))
-    assert point.run_dir.path == run and point.epoch == 4 and cfg.resume == str(run)
+    assert point.run_dir.path == run and point.epoch == 4 and cfg.resume == str(run) and cfg.epochs == 6
 
 
 @pytest.mark.parametrize(
@@ -155,6 +160,8 @@ def test_the_copy_itself_resumes(copy_of_full):
         ("model", "model.hidden_sizes (run: [64, 64], now: [8])"),
         ("data", "data.n_features (run: 20, now: 7)"),
         ("seed", "seed (run: 7, now: 8)"),
+        ("epochs", "cannot resume run {id} with epochs=6: it was planned for epochs=4"),
+        ("completed", "run {id} has trained all its 4 epochs: nothing left to do; to train longer"),
     ],
 )
 def test_a_resume_that_cannot_be_exact_is_refused_before_anything_is_written(copy_of_full, damage, message):
@@ -178,10 +185,12 @@ def test_a_resume_that_cannot_be_exact_is_refused_before_anything_is_written(cop
         changes = {"data.n_features": 7}
     elif damage == "seed":
         changes = {"seed": 8}
+    elif damage == "epochs":
+        changes = {"epochs": 6}
     before = snapshot(runs_dir)
     with pytest.raises(UserError) as err:
         prepare_resume(resume_cfg(runs_dir, ref, **changes))
-    assert message in str(err.value) and "\n" not in str(err.value)
+    assert message.format(id=ref) in str(err.value) and "\n" not in str(err.value)
     assert snapshot(runs_dir) == before
 
 

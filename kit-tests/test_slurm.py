@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from slurm_cluster import SlurmCluster, slurm_cluster  # noqa: F401 - the session fixture
-
 from backend_readers import mlflow_runs_tagged
 from conftest import ROOT, project_env, read_events
 from repro_helpers import metric_history
+from slurm_cluster import SlurmCluster, slurm_cluster  # noqa: F401 - the session fixture
 from sweep_helpers import TINY, Sweep, run_record
 from tracking_runs import wait_for
 

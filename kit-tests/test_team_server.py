@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from team_server import TeamServer, team_server  # noqa: F401 - the session fixture
-
 from backend_readers import mlflow_run, mlflow_runs_tagged
 from conftest import ROOT, project_env
 from repro_helpers import metric_history
 from sweep_helpers import TINY, Sweep, run_record
+from team_server import TeamServer, team_server  # noqa: F401 - the session fixture
 from tracking_runs import metric_lines, start_train, wait_for
 
 pytestmark = pytest.mark.slow

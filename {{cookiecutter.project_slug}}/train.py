@@ -4,9 +4,12 @@ The science is in src/{{ cookiecutter.package_name }}/ (the loop, data, models) 
 its groups); the plumbing is the kit, runkit (docs/ in this project says what it does).
 """
 
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
 
+from runkit.preflight import refuse_unknown_group_options
 from runkit.sweeps.job import register_sweep_resolvers, run_task
 
 # The configs use the kit's resolvers (${sweep_id:}, ${sweep_dir:...}): registered before Hydra composes them,
@@ -25,4 +28,6 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    # `tracker=[mlflow,nosuch]`: one line naming the options that exist (Hydra lists them only for `tracker=x`).
+    refuse_unknown_group_options(Path(__file__).parent / "configs")
     main()

@@ -117,3 +117,18 @@ def one_of(key: str, value: str, choices: Iterable[str]) -> None:
     """For a schema's `__post_init__`: `value` must be one of `choices`."""
     options = list(choices)
     require(value in options, f"{key}={value!r} is not one of {', '.join(options)}")
+
+
+def refuse_unknown_group_options(config_dir: Path, argv: Sequence[str] | None = None) -> None:
+    """For `train.py`: exit with one line (status 2, nothing written) when the command line picks a config
+    group option that does not exist. Hydra's own groups (`hydra/...`, filled by plugins too) are left to
+    Hydra."""
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    overrides = [a for a in args if not a.startswith("-") and not a.startswith("hydra/")]
+    try:
+        check_group_options(overrides, config_dir)
+    except UserError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

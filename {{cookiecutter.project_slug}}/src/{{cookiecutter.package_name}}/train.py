@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from torch.utils.data import DistributedSampler
 from runkit.console import console, summary_table, training_progress
 from runkit.distributed import Distributed, init_distributed
 from runkit.errors import UserError
+from runkit.preflight import check_knobs, one_of, require
 from runkit.repro.checkpoint import load_checkpoint, restore_rng_states, rng_states
 from runkit.repro.resume import ResumePoint, init_weights, prepare_resume, restore_training_state
 from runkit.repro.seed import draw_seed, seed_everything, seed_rank
@@ -24,6 +26,28 @@ from runkit.tracking import ExperimentTracker, start_run
 from runkit.tracking.checkpoints import CheckpointPolicy
 
 log = logging.getLogger(__name__)
+
+
+# What the loop logs at the end of each epoch: what monitor.metric may watch.
+EPOCH_METRICS = ("val/loss", "val/acc")
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """The science knobs this loop reads, checked before anything starts: a bad one is one line, no run."""
+
+    lr: float
+    epochs: int
+    batch_size: int
+    monitor_metric: str = field(metadata={"key": "monitor.metric"})
+    monitor_mode: str = field(metadata={"key": "monitor.mode"})
+
+    def __post_init__(self) -> None:
+        require(self.lr > 0, f"lr must be positive, not {self.lr}")
+        require(self.epochs >= 1, f"epochs must be at least 1, not {self.epochs}")
+        require(self.batch_size >= 1, f"batch_size must be at least 1, not {self.batch_size}")
+        one_of("monitor.metric", self.monitor_metric, EPOCH_METRICS)
+        one_of("monitor.mode", self.monitor_mode, ("max", "min"))
 
 
 class StoppedEarly(Preempted):
@@ -81,6 +105,7 @@ def _main(cfg: DictConfig, distributed: Distributed) -> float:
         # The run's own config for this session, and every check, before anything is built or written
         # (by rank 0 alone under torchrun; the others receive its result).
         cfg, resume = distributed.share(lambda: prepare_resume(cfg))
+    check_knobs(cfg, Knobs)
     drawn = distributed.share(lambda: draw_seed() if cfg.seed is None else cfg.seed)
     seed = seed_everything(drawn, deterministic=cfg.deterministic)
     if cfg.seed is None:
@@ -168,7 +193,7 @@ def fit(
                 step += 1
                 loss_value = distributed.mean(loss)  # loss.item() on one process
                 tracker.log_metrics(
-                    {"train/loss": loss_value, "lr": optimizer.param_groups[0]["lr"]}, step=step
+                    {"train/loss": loss_value, "train/lr": optimizer.param_groups[0]["lr"]}, step=step
                 )
                 progress.update(
                     task, advance=1, metrics=f"epoch {epoch + 1}/{cfg.epochs} loss {loss_value:.4f}"

@@ -24,7 +24,7 @@ from runkit.repro.config_keys import SESSION_KEYS
 from runkit.storage.jsonio import CorruptRunFileError
 from runkit.storage.layout import CHECKPOINTS_DIR, LAST_CHECKPOINT, RUN_FILE
 from runkit.storage.liveness import is_dead
-from runkit.storage.lookup import find_run
+from runkit.storage.lookup import find_run, iter_run_dirs
 from runkit.storage.run_dir import RunDir, id_from_name
 from runkit.storage.status import Status
 
@@ -119,8 +119,29 @@ def _recompose(cfg: DictConfig, overrides: list[str]) -> DictConfig:
         ) from exc
 
 
+def last_resumable(runs_dir: Path) -> RunDir:
+    """`resume=last`: the newest run that can be continued (it has a checkpoint and is not completed, and no
+    live process owns it), not merely the newest run (a finished Optuna trial, say)."""
+    newest_first = sorted(iter_run_dirs(runs_dir), key=lambda r: r.path.name.split("-", 2)[:2], reverse=True)
+    for run_dir in newest_first:
+        if not (run_dir.checkpoints / LAST_CHECKPOINT).is_file():
+            continue
+        try:
+            record = run_dir.read()
+        except (OSError, CorruptRunFileError):
+            continue
+        status = record.get("status")
+        if status == Status.COMPLETED.value or (status == Status.RUNNING.value and not is_dead(record)):
+            continue
+        return run_dir
+    raise UserError(
+        f"no run under {runs_dir} can be continued (each is completed, running, or has no checkpoint); "
+        "`runkit runs list` shows them"
+    )
+
+
 def load_run(ref: str, runs_dir: Path) -> tuple[RunDir, dict[str, Any]]:
-    run_dir = find_run(ref, runs_dir)
+    run_dir = last_resumable(runs_dir) if str(ref) == "last" else find_run(ref, runs_dir)
     try:
         return run_dir, run_dir.read()
     except (OSError, CorruptRunFileError) as exc:
@@ -180,11 +201,20 @@ def prepare_resume(cfg: DictConfig) -> tuple[DictConfig, ResumePoint]:
         )
     kept = [o for o in overrides if override_key(o) not in SESSION_KEYS]
     point = ResumePoint(run_dir, record, checkpoint, state, kept)
-    log.info("resuming run %s from epoch %d (step %d)", run_id, point.epoch, point.step)
-    if point.epoch >= int(session_cfg.get("epochs", 0)):
-        log.warning(
-            "run %s has trained all its %d epochs: nothing left to train (raise epochs=)", run_id, point.epoch
+    # A resume continues the run as it was defined: its schedules (a cosine learning rate, say) were built
+    # for its own number of epochs, so a longer run is a new run from these weights.
+    planned, asked = saved_cfg.get("epochs"), session_cfg.get("epochs")
+    extend = f"to train longer, start a new run from its weights: python train.py init_from={run_id} epochs=N"
+    if planned is not None and asked != planned:
+        raise UserError(
+            f"cannot resume run {run_id} with epochs={asked}: it was planned for epochs={planned} "
+            f"(its learning-rate schedule too); resume it without epochs=, or {extend}"
         )
+    if planned is not None and point.epoch >= int(planned):
+        raise UserError(
+            f"run {run_id} has trained all its {point.epoch} epochs: nothing left to do; {extend}"
+        )
+    log.info("resuming run %s from epoch %d (step %d)", run_id, point.epoch, point.step)
     return session_cfg, point
 
 
