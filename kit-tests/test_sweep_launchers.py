@@ -71,3 +71,12 @@ def test_submitit_local_sweep_is_summarised(submitit_sweep):
     rows = submitit_sweep.csv_rows()
     assert [(r["lr"], r["status"]) for r in rows] == [("0.001", "completed"), ("0.01", "completed")]
     assert all(float(r["best"]) > 0 for r in rows)
+
+
+def test_joblib_jobs_say_which_job_each_line_is_from(joblib_sweep):
+    """Parallel jobs share the terminal: each job's log lines carry its number, and the launcher's raw
+    `Joblib.Parallel(n_jobs=...)` line is not shown."""
+    out = joblib_sweep.proc.stdout + joblib_sweep.proc.stderr
+    assert "Joblib.Parallel(" not in out
+    for job in range(4):
+        assert f"[job {job}] epoch 1/1" in out, out[-3000:]

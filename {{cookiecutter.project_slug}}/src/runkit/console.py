@@ -45,17 +45,47 @@ def summary_table(
     return table
 
 
-def log_handler() -> logging.Handler:
-    """The console log handler (configs/hydra/job_logging/rich.yaml builds it).
+class _Quiet(logging.Filter):
+    """Drops log records whose message starts with one of `prefixes` (a launcher's raw internals)."""
+
+    def __init__(self, prefixes: tuple[str, ...]) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.prefixes)
+
+
+def _job_prefix() -> str:
+    """`[job N] ` inside a job of a multirun (parallel jobs share the terminal), else nothing."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+            return f"[job {HydraConfig.get().job.num}] "
+    except Exception:  # outside a Hydra app, or a config without a job: no prefix
+        pass
+    return ""
+
+
+def log_handler(job: bool = True) -> logging.Handler:
+    """The console log handler (configs/hydra/job_logging/rich.yaml and hydra_logging/runkit.yaml build it).
 
     In a terminal, a RichHandler on the same console as the progress bar, so log lines print above the live
     bar instead of being glued to it; elsewhere (CI, a pipe, a file) plain timestamped lines with no
-    control codes and no wrapping.
+    control codes and no wrapping. A job of a sweep prefixes its lines with its number, so that the jobs of
+    a parallel launcher can be told apart; the launcher's own `Joblib.Parallel(...)` line is dropped.
     """
+    prefix = _job_prefix() if job else ""
+    handler: logging.Handler
     if console.is_terminal:
         from rich.logging import RichHandler
 
-        return RichHandler(console=console, show_path=False)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+        handler = RichHandler(console=console, show_path=False)
+        handler.setFormatter(logging.Formatter(prefix.replace("[", r"\[") + "%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s {prefix}%(message)s", "%H:%M:%S"))
+    handler.addFilter(_Quiet(("Joblib.Parallel(",)))
     return handler
