@@ -13,7 +13,7 @@ setup:  ## create .venv with every pinned dependency (torch CPU build included)
 # The kit: plain Python inside the template folder, copied as it is by every bake.
 KIT    := {{cookiecutter.project_slug}}/src/runkit
 PLUGIN := {{cookiecutter.project_slug}}/src/hydra_plugins
-LINTED := local_extensions.py hooks tests scripts kit-tests "$(KIT)" "$(PLUGIN)"
+LINTED := local_extensions.py hooks tests scripts benchmarks kit-tests "$(KIT)" "$(PLUGIN)"
 
 test: lint typecheck  ## lint, types, the kit's tests (once), then bake + test every option combination
 	$(BIN)/python -m pytest kit-tests -n 2 --durations=10

@@ -34,6 +34,10 @@ def backend_files(name: str) -> list[str]:
 
 
 def prune(root: Path) -> None:
+    # A template folder that has been used (its kit imported by the kit's tests) holds bytecode caches; the
+    # kit is copied as it is, so they would come along.
+    for cache in list(root.rglob("__pycache__")):
+        shutil.rmtree(cache, ignore_errors=True)
     for name, chosen in BACKENDS.items():
         if not chosen:
             for rel in backend_files(name):

@@ -19,6 +19,9 @@ import pytest
 # runs these tests interrupt with Ctrl-C would never see it. Handling SIGINT here resets it to the default in
 # every child this process starts.
 signal.signal(signal.SIGINT, signal.default_int_handler)
+# The kit's source is the template's own: no bytecode caches in it, neither from this process nor from the
+# runs it starts (a bake copies the kit folder as it is).
+sys.dont_write_bytecode = True
 
 TEMPLATE = Path(__file__).resolve().parents[1]
 KIT_SRC = TEMPLATE / "{{cookiecutter.project_slug}}" / "src"
@@ -60,6 +63,7 @@ def project_env(**extra: str) -> dict[str, str]:
             "TERM": "dumb",
             "COLUMNS": "200",
             "HYDRA_FULL_ERROR": "0",
+            "PYTHONDONTWRITEBYTECODE": "1",
         }
     )
     env.update(extra)

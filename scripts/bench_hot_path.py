@@ -1,7 +1,7 @@
 """How low can `log_metrics` go in Python? The tracker's hot path against the least a Python method can cost.
 
 Bakes the default project, then measures each variant between ~1 ms training steps with the generated
-project's own harness (`benchmarks/bench_tracking.py`: shuffled blocks without logging, with logging and
+kit's own harness (`benchmarks/bench_tracking.py`: shuffled blocks without logging, with logging and
 with a stopwatch; trimmed means; a 95 % bootstrap interval), each in a fresh interpreter, variants
 alternating:
 
@@ -88,7 +88,8 @@ class BinaryJournal(Noop):
 
 
 def child(variant: str, project: Path, rounds: int, block: int) -> dict[str, Any]:
-    sys.path[:0] = [str(project / "benchmarks"), str(project / "src")]
+    os.environ["BENCH_PROJECT"] = str(project)  # the benchmarks' example project: this bake
+    sys.path[:0] = [str(TEMPLATE / "benchmarks"), str(project / "src")]
     import bench_tracking as bench
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-hot-path-"))

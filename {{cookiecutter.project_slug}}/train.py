@@ -28,6 +28,6 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    # `tracker=[mlflow,nosuch]`: one line naming the options that exist (Hydra lists them only for `tracker=x`).
+    # `tracker=[local,nosuch]`: one line naming the options that exist (Hydra does so for `tracker=x` only).
     refuse_unknown_group_options(Path(__file__).parent / "configs")
     main()

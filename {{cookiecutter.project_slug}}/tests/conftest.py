@@ -25,10 +25,13 @@ FAST = ["epochs=2", "data.n_samples=512"]
 
 
 def project_env(**extra: str) -> dict[str, str]:
-    """The environment for a subprocess: src/ importable without installing, W&B offline, no colour codes."""
+    """The environment for a subprocess: src/ importable without installing, offline, no colour codes."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    env.update({"WANDB_MODE": "offline", "WANDB_SILENT": "true", "NO_COLOR": "1", "TERM": "dumb"})
+    env.update({"NO_COLOR": "1", "TERM": "dumb"})
+{%- if cookiecutter.use_wandb == "yes" %}
+    env.update({"WANDB_MODE": "offline", "WANDB_SILENT": "true"})
+{%- endif %}
     env.update(extra)
     return env
 

@@ -1,4 +1,4 @@
-"""One end-to-end run: `python train.py` trains the science code through the kit and leaves a completed run."""
+"""One end-to-end run: `python train.py` trains the science code through the kit, leaving a completed run."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from example_project import ROOT  # noqa: E402 - bakes the example project, puts its src/ on the path
 
 
 def sweep(launcher: list[str], jobs: int, args: argparse.Namespace, runs: Path) -> float:

@@ -24,8 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from example_project import ROOT  # noqa: E402 - bakes the example project, puts its src/ on the path
+
 PACKAGE = "runkit"
 TARGET_S = 1.0
 

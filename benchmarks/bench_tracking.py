@@ -37,7 +37,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from example_project import ROOT  # noqa: E402 - bakes the example project, puts its src/ on the path
+
 BACKENDS = ("tensorboard", "mlflow", "wandb")
 LIBRARIES = ("torch", "tensorboard", "mlflow", "wandb")
 N_SCALARS = 10
@@ -199,7 +200,7 @@ class Tracker(Case):
 
     def check(self) -> dict[str, bool]:
         """Does every backend hold every point? Read back from each backend's own storage."""
-        sys.path.insert(0, str(ROOT / "tests"))
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "kit-tests"))
         from backend_readers import mlflow_run, tb_scalars, wandb_run
 
         run_dir = self.tracker.path

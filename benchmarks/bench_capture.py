@@ -21,8 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from example_project import ROOT  # noqa: E402 - bakes the example project, puts its src/ on the path
+
 TARGET_S = 0.2
 
 
@@ -54,8 +54,8 @@ def main() -> int:
     from runkit.repro.capture import capture_run
     from runkit.repro.config_hash import config_hash
     from runkit.repro.git import git_state, write_diff
-    from runkit.sweeps.resolvers import register_resolvers
     from runkit.storage.run_dir import RunDir
+    from runkit.sweeps.resolvers import register_resolvers
 
     register_resolvers()
     with tempfile.TemporaryDirectory() as tmp:
