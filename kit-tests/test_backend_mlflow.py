@@ -17,7 +17,7 @@ from runkit.storage.events import log_size
 from runkit.tracking.sync import sync_run
 
 from backend_readers import mlflow_run, mlflow_runs_tagged, steps_by_metric, tb_scalars
-from conftest import only_run, project_env, train
+from conftest import project_env, train
 from tracking_runs import (
     MlflowServer,
     api_run,
@@ -53,7 +53,8 @@ def test_params_metrics_tags_and_status(run):
         stored["params"]["lr"] == str(config["lr"])
         and stored["params"]["optimizer._target_"] == "torch.optim.Adam"
     )
-    assert stored["metrics"] == steps_by_metric(events(run))  # every point once, exact values
+    logged = {k: v for k, v in stored["metrics"].items() if not k.startswith("system/")}  # the shipper's
+    assert logged == steps_by_metric(events(run))  # every point once, exact values
     assert len(mlflow_runs_tagged(ids["tracking_uri"], rec["id"])) == 1
 
 
@@ -99,8 +100,7 @@ def test_an_unreachable_server_is_one_error_line_before_training(tmp_path):
         proc.stderr
     )
     assert "Traceback" not in proc.stderr
-    run_dir = only_run(tmp_path / "runs")
-    assert metric_lines(run_dir) == 0 and record(run_dir)["status"] == "failed"
+    assert not list((tmp_path / "runs").glob("*/run.json"))  # a refusal before training writes no run
 
 
 # --- a server, and losing it mid-run ---------------------------------------------------------------------

@@ -34,7 +34,10 @@ def test_run_identity_config_and_exit_code(run):
         stored["config"]["lr"] == config["lr"]
         and stored["config"]["optimizer._target_"] == "torch.optim.Adam"
     )
-    assert set(stored["config"]) == set(config)
+    # the config, plus the overrides, the real start time and the dataset (dataset.json)
+    extra = set(stored["config"]) - set(config)
+    assert set(config) <= set(stored["config"]) and {"overrides", "run_start_time"} <= extra
+    assert all(key in ("overrides", "run_start_time") or key.startswith("dataset.") for key in extra)
     assert {"fan", "out"} <= set(stored["tags"][-1])
     assert stored["exit_codes"] == [0] and stored["summary"]["run_status"] == "completed"
 
@@ -50,7 +53,7 @@ def test_every_metric_against_our_global_step(run):
 @pytest.mark.slow
 def test_checkpoints_are_a_model_artifact_with_last_and_best(run):
     rec = record(run)
-    artifacts = wandb_run(run)["artifacts"]
+    artifacts = [a for a in wandb_run(run)["artifacts"] if a["type"] == "model"]  # not the tables' own
     assert {a["name"] for a in artifacts} == {f"model-{rec['id']}"} and {a["type"] for a in artifacts} == {
         "model"
     }

@@ -19,11 +19,13 @@ from runkit.distributed import Distributed, init_distributed
 from runkit.errors import UserError
 from runkit.preflight import check_knobs, one_of, require
 from runkit.repro.checkpoint import load_checkpoint, restore_rng_states, rng_states
+from runkit.repro.dataset import describe
 from runkit.repro.resume import ResumePoint, init_weights, prepare_resume, restore_training_state
 from runkit.repro.seed import draw_seed, seed_everything, seed_rank
 from runkit.storage.status import Preempted
 from runkit.tracking import ExperimentTracker, start_run
 from runkit.tracking.checkpoints import CheckpointPolicy
+from runkit.tracking.media import confusion_image
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,24 @@ def evaluate(
     if distributed is not None:
         loss_sum, correct, count = distributed.all_sum([loss_sum, correct, count])
     return {"loss": loss_sum / max(count, 1), "acc": correct / max(count, 1)}
+
+
+def report_test(tracker: ExperimentTracker, model: nn.Module, datamodule: Any, device: torch.device) -> None:
+    """The test set at a glance, in every backend: a confusion matrix image and a table of predictions."""
+    model.eval()
+    features, labels = datamodule.test_set.tensors
+    with torch.no_grad():
+        probs = model(features.to(device)).softmax(dim=1).cpu()
+    predicted = probs.argmax(dim=1)
+    n = datamodule.num_classes
+    matrix = torch.zeros(n, n, dtype=torch.long)
+    matrix.index_put_((labels, predicted), torch.tensor(1), accumulate=True)  # rows: label; columns: guess
+    tracker.log_image(confusion_image(matrix), "confusion_matrix")
+    rows = [
+        {"label": int(y), "predicted": int(p), "confidence": round(float(c), 4)}
+        for y, p, c in zip(labels[:20], predicted[:20], probs.max(dim=1).values[:20], strict=True)
+    ]
+    tracker.log_table(rows, "test_predictions")
 
 
 def main(cfg: DictConfig) -> float:
@@ -171,6 +191,7 @@ def fit(
         restore_rng_states(rng, datamodule.generator)
         log.info("resumed run %s at epoch %d (step %d)", tracker.run_id, start_epoch, step)
     stop_after = cfg.get("stop_after_epochs")
+    tracker.log_dataset(describe(datamodule))  # dataset.json: sizes, class counts, content fingerprint
 
     train_loader = datamodule.train_loader(distributed.rank, distributed.world_size)
     val_loader = datamodule.val_loader(distributed.rank, distributed.world_size)
@@ -201,7 +222,7 @@ def fit(
             scheduler.step()
             val = evaluate(raw_model, val_loader, device, distributed)  # a shard per rank, sums reduced
             epoch_metrics = {"epoch": epoch + 1, "val/loss": val["loss"], "val/acc": val["acc"]}
-            tracker.log_metrics(epoch_metrics, step=step)
+            tracker.log_epoch(epoch_metrics, step=step)  # also a row of history.csv
             state = {
                 "model": raw_model.state_dict(),
                 "optimizer": optimizer.state_dict(),
@@ -229,6 +250,8 @@ def fit(
         test_loader = datamodule.test_loader(distributed.rank, distributed.world_size)
         test = evaluate(raw_model, test_loader, device, distributed)
         tracker.log_metrics({"test/loss": test["loss"], "test/acc": test["acc"]}, step=step)
+        if distributed.is_main:
+            report_test(tracker, raw_model, datamodule, device)
     best = distributed.broadcast(tracker.summary.best_value)
     if not distributed.is_main:
         return float(best) if best is not None else float("nan")

@@ -6,9 +6,12 @@ fraction of its cost (no system call per event). The file is grown a window at a
 `posix_fallocate`, so a full disk is an `OSError` there, never a SIGBUS later); while a writer is open, the
 part of the window not written yet reads as NUL bytes, and `close()` cuts it off.
 
-Readers therefore treat the first NUL byte as the end of the log: a line counts once it is whole, ends with
-its newline, and everything before it is whole. A writer that opens a log left by a killed process drops
-the NUL tail and ends a cut line with a newline, so the log goes on without holes.
+Readers therefore treat a NUL byte followed by nothing but NUL bytes as the end of the log: a line counts
+once it is whole and ends with its newline. NUL bytes with content after them are damage (a disk or file
+system that lost blocks), as is a line that does not decode: readers skip it, report it once (file, byte
+range), and read on; `scan_damage` lists every damaged place with the `seq` numbers lost there. A writer
+that opens a log left by a killed process drops the NUL tail and ends a cut line with a newline, so the log
+goes on without holes.
 
 Metrics lines carry their values packed: the names as JSON and the values as base64 little-endian float64
 (the wall time first), because formatting ten floats as decimal text costs the training thread more than
@@ -18,9 +21,11 @@ line: {"seq", "time", "type": "metrics", "step", "data": {name: value}}.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import itertools
 import json
+import logging
 import mmap
 import os
 import struct
@@ -30,6 +35,7 @@ import time
 from binascii import Error as Base64Error
 from binascii import a2b_base64, b2a_base64
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypedDict, cast
 
@@ -49,7 +55,9 @@ _METRICS_TAIL = b',"f64":"%s"}\n'
 # --- what a line holds -------------------------------------------------------------------------------------
 #: The kinds of event the kit writes. Readers dispatch on this field (the shipper hands each kind to its own
 #: backend method); a kind they do not know is skipped, so a newer kit's log still reads.
-EventType = Literal["params", "metrics", "tags", "artifact", "status", "resume"]
+EventType = Literal[
+    "params", "metrics", "tags", "artifact", "status", "resume", "image", "table", "hparams", "dataset"
+]
 
 
 class Event(TypedDict):
@@ -81,6 +89,45 @@ class StatusData(TypedDict, total=False):
 
     status: str
     error: str | None  # the last line of the error, when it failed
+
+
+class ImageData(TypedDict, total=False):
+    """`data` of an `image` event: a PNG file in the run directory (media/<name>[-<step>].png)."""
+
+    path: str  # relative to the run directory
+    name: str
+    width: int
+    height: int
+
+
+class TableData(TypedDict, total=False):
+    """`data` of a `table` event: rows saved as CSV in the run directory (media/<name>[-<step>].csv)."""
+
+    path: str  # relative to the run directory
+    name: str
+    columns: list[str]
+    rows: int  # how many rows the file holds
+
+
+class HParamsData(TypedDict, total=False):
+    """`data` of an `hparams` event: the run's final comparison, the parameters it is compared by and the
+    metrics it is judged by (both flat {name: value})."""
+
+    params: dict[str, Any]
+    metrics: dict[str, float]
+
+
+class DatasetData(TypedDict, total=False):
+    """`data` of a `dataset` event: what the run trained on (runkit.repro.dataset.describe), also saved as
+    dataset.json."""
+
+    path: str  # dataset.json, relative to the run directory
+    name: str
+    source: str
+    fingerprint: str  # a content hash of the tensors: two runs on different data never share it
+    splits: dict[str, int]  # split -> number of samples
+    classes: dict[str, dict[str, int]]  # split -> class -> count
+    features: list[int]  # the shape of one sample
 
 
 class ResumeData(TypedDict, total=False):
@@ -317,28 +364,149 @@ def decode(raw: bytes) -> Event | None:
         return None
 
 
-def read_events(path: Path, offset: int = 0) -> Iterator[tuple[int, Event]]:
+@dataclass(frozen=True)
+class Damage:
+    """A part of events.jsonl that cannot be read: NUL bytes inside the log (a disk or file system that lost
+    blocks), an unreadable line, or `seq` numbers missing from it. `start`/`end` are byte offsets (equal for a
+    gap with no bytes to show); `seqs` is the range of sequence numbers lost there, when known."""
+
+    path: str
+    kind: str  # "nul bytes", "unreadable line" or "missing events"
+    start: int
+    end: int
+    seqs: tuple[int, int] | None = None
+
+    def describe(self) -> str:
+        where = f"bytes {self.start}-{self.end}" if self.end > self.start else f"offset {self.start}"
+        lost = ""
+        if self.seqs is not None:
+            first, last = self.seqs
+            lost = f", events seq {first}" + (f"-{last}" if last != first else "") + " lost"
+        return f"{self.path}: {self.kind} at {where}{lost}"
+
+
+_reported: set[tuple[str, int]] = set()
+
+
+def _warn_damage(damage: Damage) -> None:
+    """The default report: one warning per damaged place and process (the shipper reads a log many times)."""
+    key = (damage.path, damage.start)
+    if key in _reported:
+        return
+    _reported.add(key)
+    logging.getLogger(__name__).warning(
+        "damaged event log, skipped: %s (the events after it are still read; `runs show` lists the damage)",
+        damage.describe(),
+    )
+
+
+def read_events(
+    path: Path, offset: int = 0, on_damage: Callable[[Damage], None] | None = None
+) -> Iterator[tuple[int, Event]]:
     """Yield (end offset, event) for each complete line from `offset` on.
 
-    The log ends at its first NUL byte or at a last line without its newline: a write still in progress
-    (or cut by a crash) is not yielded, so a reader that resumes from the last offset it saw picks it up
-    once it is whole. A damaged line is skipped; the rest of the log is still read.
+    The log ends at a NUL byte followed by nothing but NUL bytes (the unwritten part of a writer's window) or
+    at a last line without its newline: a write still in progress (or cut by a crash) is not yielded, so a
+    reader that resumes from the last offset it saw picks it up once it is whole. Damage inside the log (NUL
+    bytes with content after them, an unreadable line) is skipped and reported to `on_damage` (by default
+    one warning per place); the rest of the log is still read.
     """
+    report = on_damage or _warn_damage
+    name = str(path)
     with open(path, "rb") as f:
-        f.seek(offset)
-        rest = b""
+        fd = f.fileno()
+        base, buf = offset, b""  # buf holds the log's bytes from file offset `base` on
         while True:
-            chunk = f.read(_READ_CHUNK)
-            nul = chunk.find(b"\0")
-            lines = (rest + (chunk if nul < 0 else chunk[:nul])).split(b"\n")
-            rest = lines.pop()
-            for raw in lines:
-                offset += len(raw) + 1
+            chunk = _read_at(fd, _READ_CHUNK, base + len(buf))
+            if not chunk:
+                return
+            buf += chunk
+            start = 0
+            first_nul = buf.find(b"\0")  # once per chunk: most chunks have none
+            while True:
+                nl = buf.find(b"\n", start)
+                nul = first_nul if 0 <= first_nul < (nl if nl >= 0 else len(buf)) else -1
+                if nul >= 0:
+                    at = base + nul
+                    resume = _past_nul(fd, at)
+                    if resume is None:  # nothing but NUL from here: the end of the log
+                        return
+                    if resume > at:  # not a race with the writer: damage, from the line's start on
+                        report(Damage(name, "nul bytes", base + start, resume))
+                    base, buf = (resume if resume > at else base + start), b""
+                    break
+                if nl < 0:
+                    base, buf = base + start, buf[start:]
+                    break
+                raw = buf[start:nl]
+                line_start, start = base + start, nl + 1
                 event = decode(raw)
                 if event is not None:
-                    yield offset, event
-            if not chunk or nul >= 0:
-                return
+                    yield base + start, event
+                elif raw.strip():
+                    report(Damage(name, "unreadable line", line_start, base + start))
+
+
+def _past_nul(fd: int, at: int) -> int | None:
+    """Where reading goes on after a NUL byte at offset `at`: None when only NUL bytes follow (a writer's
+    unwritten window: the end of the log), `at` when the byte has been written meanwhile (a reader that raced
+    the writer reads it again), else the start of the first whole line after the NUL bytes."""
+    pos = at
+    while True:
+        block = _read_at(fd, _READ_CHUNK, pos)
+        if not block:
+            return None
+        kept = block.lstrip(b"\0")
+        if kept:
+            break
+        pos += len(block)
+    if _read_at(fd, 1, at) != b"\0":
+        return at
+    first = pos + len(block) - len(kept)
+    if kept.startswith(b'{"seq"'):
+        return first
+    while True:  # the NUL bytes ended inside a line: its rest is lost too
+        nl = kept.find(b"\n")
+        if nl >= 0:
+            return first + nl + 1
+        first += len(kept)
+        kept = _read_at(fd, _READ_CHUNK, first)
+        if not kept:
+            return first
+
+
+def scan_damage(path: Path) -> list[Damage]:
+    """Every damaged place of a log (byte ranges, with the `seq` numbers lost there) and every other gap in
+    `seq`, in file order; [] for a whole log (or none). What `runs show` reports."""
+    found: list[Damage] = []
+    seqs: list[tuple[int, int]] = []  # (seq, end offset of its line)
+    try:
+        for end, event in read_events(path, 0, found.append):
+            with contextlib.suppress(TypeError, ValueError):
+                seqs.append((int(event["seq"]), end))
+    except FileNotFoundError:
+        return []
+    seen = {seq for seq, _ in seqs}
+    top = max(seen, default=0)
+    missing = sorted(set(range(1, top + 1)) - seen)
+    gaps: list[tuple[int, int]] = []
+    for seq in missing:
+        if gaps and gaps[-1][1] == seq - 1:
+            gaps[-1] = (gaps[-1][0], seq)
+        else:
+            gaps.append((seq, seq))
+    by_seq = dict(seqs)
+    out: list[Damage] = []
+    for damage in found:  # the gap that begins just after the last line before the damage is its loss
+        before = max((seq for seq, end in seqs if end <= damage.start), default=0)
+        gap = next((g for g in gaps if g[0] == before + 1), None)
+        if gap is not None:
+            gaps.remove(gap)
+        out.append(Damage(damage.path, damage.kind, damage.start, damage.end, gap))
+    for first, last in gaps:
+        offset = by_seq.get(first - 1, 0)
+        out.append(Damage(str(path), "missing events", offset, offset, (first, last)))
+    return sorted(out, key=lambda d: d.start)
 
 
 def last_seq(path: Path, end: int | None = None) -> int:

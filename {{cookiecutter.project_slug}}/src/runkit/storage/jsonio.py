@@ -8,9 +8,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from runkit.errors import UserError
 
-class CorruptRunFileError(ValueError):
-    """A run file that exists but cannot be read as what it should be."""
+
+class CorruptRunFileError(UserError, ValueError):
+    """A run file that exists but cannot be read as what it should be (its message names the file: one line
+    for the user, e.g. a resume refused because of it)."""
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -3,6 +3,7 @@
 <runs_dir>/<YYYYmmdd-HHMMSS>-<name>-<run id>/                 a run directory
     run.json  config.yaml  overrides.yaml  events.jsonl  summary.json  train.log  traceback.txt
     environment.json  git.json  git.diff  checkpoints/  artifacts/  figures/  resumes/<n>/  shipper/
+    media/  history.csv  dataset.json  system.jsonl
 <runs_dir>/sweeps/<YYYYmmdd-HHMMSS>-<name>-<sweep id>/         a sweep directory
     sweep.json  summary.csv  summary.md  jobs/  .stop  optimization_results.yaml  <run directories>
 
@@ -29,6 +30,10 @@ CHECKPOINTS_DIR: Final = "checkpoints"  # model checkpoints (last.pt, best.pt, .
 LAST_CHECKPOINT: Final = "last.pt"  # the checkpoint a resume continues from, inside checkpoints/
 ARTIFACTS_DIR: Final = "artifacts"  # files logged as artifacts
 FIGURES_DIR: Final = "figures"  # figures logged by the run
+MEDIA_DIR: Final = "media"  # images and tables logged with log_image / log_table (PNG, CSV)
+HISTORY_FILE: Final = "history.csv"  # one row per epoch (tracker.log_epoch)
+DATASET_FILE: Final = "dataset.json"  # what the run trained on: name, source, split sizes, fingerprint
+SYSTEM_FILE: Final = "system.jsonl"  # CPU, memory, GPU of the training process, sampled by the shipper
 RESUMES_DIR: Final = "resumes"  # resumes/<n>/: what each resume session captured (config, git, environment)
 CONFIG_BEFORE_FILE: Final = "config.before.yaml"  # in resumes/<n>/: the config as it was before that resume
 SHIPPER_DIR: Final = "shipper"  # the shipper's cursor files, one per backend

@@ -15,8 +15,10 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import signal
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,10 +30,11 @@ from runkit.errors import UserError
 from runkit.overrides import override_key
 from runkit.storage.layout import SWEEP_FILE, SWEEP_SUMMARY_MD
 from runkit.storage.records import SweepRecord
-from runkit.storage.status import Status
+from runkit.storage.secrets import Secrets
+from runkit.storage.status import Preempted, Status
 from runkit.sweeps.grouping import job_key
 from runkit.sweeps.lookup import find_sweep, sweep_id_of
-from runkit.sweeps.records import clear_stop, read_sweep, stop_reason, write_sweep
+from runkit.sweeps.records import clear_stop, read_sweep, request_stop, stop_reason, write_sweep
 
 if TYPE_CHECKING:
     from runkit.sweeps.summary import SweepSummary
@@ -102,7 +105,8 @@ class SweepCallback(Callback):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         clear_stop(sweep_dir)
 
-        overrides = [str(o) for o in config.hydra.overrides.task]
+        secrets = Secrets(OmegaConf.select(config, "tracking.secret_keys", default=None))
+        overrides = secrets.overrides(str(o) for o in config.hydra.overrides.task)
         if previous and job_key(previous.get("overrides") or []) != job_key(overrides):
             log.warning(
                 "sweep.resume: these overrides differ from the sweep's first ones (%s); jobs are matched to "
@@ -122,7 +126,7 @@ class SweepCallback(Callback):
             "status": Status.RUNNING.value,
             "start_time": previous.get("start_time", now),
             "end_time": None,
-            "argv": list(sys.argv),
+            "argv": secrets.overrides(sys.argv),
             "host": socket.gethostname(),
             "pid": os.getpid(),  # the launching process; jobs run here only under the basic launcher
             "overrides": overrides,
@@ -136,7 +140,10 @@ class SweepCallback(Callback):
             "backends": dict(previous.get("backends") or {}),
         }
         if previous:
-            record["resumes"] = [*previous.get("resumes", []), {"time": now, "argv": list(sys.argv)}]
+            record["resumes"] = [
+                *previous.get("resumes", []),
+                {"time": now, "argv": secrets.overrides(sys.argv)},
+            ]
         self._state = {
             "dir": sweep_dir,
             "record": record,
@@ -150,6 +157,42 @@ class SweepCallback(Callback):
         self._open_backends(config, previous)
         write_sweep(sweep_dir, record)
         atexit.register(self._at_exit)
+        self._catch_stop_signals()
+
+    # --- stopped: Ctrl-C or SIGTERM reaching the launching process -----------------------------------------
+    def _catch_stop_signals(self) -> None:
+        """Ctrl-C or SIGTERM in the launching process stops the sweep in order: no new job starts (the stop
+        file, which every job checks first), jobs running in other processes (joblib's workers) end their
+        runs as aborted or preempted, then the sweep record and every backend's sweep object are closed,
+        and the process exits with one line. A second signal skips the wait for the running jobs."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                signal.signal(signum, self._on_stop)
+
+    def _on_stop(self, signum: int, frame: Any) -> None:
+        state = self._state
+        stop = KeyboardInterrupt if signum == signal.SIGINT else Preempted
+        if state is None or state["ended"] or os.getpid() != state["pid"] or state.get("stopping"):
+            raise stop(f"received signal {signum}")
+        state["stopping"] = signum
+        status = Status.ABORTED if signum == signal.SIGINT else Status.PREEMPTED
+        name = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+        sweep_dir: Path = state["dir"]
+        request_stop(sweep_dir, f"the sweep was stopped ({name})")
+        print(f"sweep {state['record']['id']}: stopping ({name}); no new job starts", file=sys.stderr)
+        # Workers in this process group got a terminal's Ctrl-C themselves; SIGTERM (a scheduler, `kill`)
+        # reaches this process only, so it is passed on: their runs end as preempted.
+        since = float(state["session_start"]) - 1
+        if signum == signal.SIGTERM or _running_jobs(sweep_dir, 10.0, since):
+            _signal_children(signum)
+        _running_jobs(sweep_dir, STOP_WAIT, since)
+        self._finish(status)
+        print(
+            f"ERROR: sweep {state['record']['id']} {status.value} ({name}); see {sweep_dir}", file=sys.stderr
+        )
+        raise SystemExit(130 if signum == signal.SIGINT else 143)
 
     def _open_backends(self, config: DictConfig, previous: SweepRecord) -> None:
         from hydra.utils import instantiate
@@ -246,6 +289,47 @@ class SweepCallback(Callback):
             except Exception as exc:  # the sweep's own record is complete; say so and go on
                 print(f"WARNING: tracker {name}: could not close the sweep: {exc}", file=sys.stderr)
         self._state["backends"] = {}
+
+
+STOP_WAIT = 120.0  # seconds a stopped sweep waits for its running jobs to end their runs
+
+
+def _running_jobs(sweep_dir: Path, timeout: float, since: float = 0.0) -> bool:
+    """Wait up to `timeout` seconds until no job of this session of the sweep (started after `since`) is
+    running in a live process; returns whether some still are."""
+    from runkit.storage.liveness import process_alive
+    from runkit.sweeps.records import read_jobs
+
+    deadline = time.monotonic() + timeout
+    while True:
+        running = [
+            job
+            for job in read_jobs(sweep_dir)
+            if job.get("status") == Status.RUNNING.value
+            and float(job.get("start_time") or 0) >= since
+            and job.get("pid") != os.getpid()  # a job of this process (basic launcher) has stopped with it
+            and (not job.get("pid") or process_alive(int(job["pid"])))
+        ]
+        if not running or time.monotonic() >= deadline:
+            return bool(running)
+        time.sleep(0.2)
+
+
+def _signal_children(signum: int) -> None:
+    """Send `signum` to this process's children (a launcher's workers; Linux /proc, elsewhere nothing)."""
+    me = os.getpid()
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            if int(stat.rsplit(")", 1)[1].split()[1]) == me:
+                os.kill(int(entry.name), signum)
+        except (OSError, ValueError, IndexError):
+            continue
 
 
 def _fail(message: str) -> None:

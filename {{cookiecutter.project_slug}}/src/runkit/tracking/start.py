@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,11 +13,13 @@ from omegaconf import DictConfig, OmegaConf
 from runkit.errors import UserError
 from runkit.hydra_context import hydra_context
 from runkit.plain import plain_dict
+from runkit.storage.layout import RUN_FILE
 from runkit.storage.liveness import is_dead
 from runkit.storage.run_dir import RunDir, id_from_name
 from runkit.storage.run_lock import DEFAULT_LOCK_TIMEOUT, RunLock
+from runkit.storage.secrets import Secrets
 from runkit.storage.status import Status
-from runkit.tracking.tracker import ExperimentTracker, _now, base_record
+from runkit.tracking.tracker import NO_SPACE, ExperimentTracker, _now, base_record
 
 if TYPE_CHECKING:
     from runkit.distributed import Distributed
@@ -31,6 +34,39 @@ def chosen_backends(cfg: DictConfig) -> dict[str, Any]:
     """The resolved config of each chosen backend other than the always-on run directory."""
     trackers = plain_dict(cfg.get("tracker"))
     return {name: spec for name, spec in trackers.items() if name != LOCAL}
+
+
+_Kept = tuple[dict[Path, "bytes | None"], "set[Path] | None"]
+
+
+def _keep(run_dir: RunDir) -> _Kept:
+    """What a resume rewrites before the run restarts: run.json, config.yaml, overrides.yaml (None: absent)
+    and the session folders under resumes/ (None: no such folder yet)."""
+    files = [run_dir.path / RUN_FILE, run_dir.config_file, run_dir.overrides_file]
+    resumes = run_dir.path / "resumes"
+    folders = set(resumes.iterdir()) if resumes.is_dir() else None
+    return {p: p.read_bytes() if p.is_file() else None for p in files}, folders
+
+
+def _put_back(run_dir: RunDir, kept: _Kept) -> None:
+    """Undo what a refused resume wrote: the files as they were, no new session folder."""
+    files, folders = kept
+    resumes = run_dir.path / "resumes"
+    if folders is None:
+        shutil.rmtree(resumes, ignore_errors=True)
+    elif resumes.is_dir():
+        for folder in set(resumes.iterdir()) - folders:
+            shutil.rmtree(folder, ignore_errors=True)
+    for path, data in files.items():
+        try:
+            if data is None:
+                path.unlink(missing_ok=True)
+            else:
+                tmp = path.with_name(f".{path.name}.restore")
+                tmp.write_bytes(data)
+                os.replace(tmp, path)
+        except OSError as exc:
+            log.error("could not restore %s after the refused resume: %s", path, exc)
 
 
 def start_run(
@@ -101,6 +137,8 @@ def _start_run(
     overrides = list(ctx.overrides)
     lock_timeout = float(OmegaConf.select(cfg, "tracking.lock_timeout", default=DEFAULT_LOCK_TIMEOUT))
     lock: RunLock | None = None
+    kept: _Kept | None = None
+    run_dir: RunDir | None = None
     try:
         if resume_ref:
             if resume is None:
@@ -116,6 +154,8 @@ def _start_run(
                 raise UserError(
                     f"run {record['id']} is still running (pid {record.get('pid')}); not resuming it"
                 )
+            # A refusal from here on (a damaged file, a capture that fails) must leave the run as it was.
+            kept = _keep(run_dir)
             overrides = list(resume.overrides)
             session: dict[str, Any] = {"time": _now(), "overrides": ctx.overrides, "from_step": resume.step}
             session["from_epoch"] = resume.epoch
@@ -149,9 +189,17 @@ def _start_run(
                     "job_num": ctx.job_num,
                 }
 
-        OmegaConf.save(cfg, run_dir.config_file, resolve=True)
+        # What is recorded has secret values masked (storage/secrets.py); training keeps the real ones.
+        secrets = Secrets(OmegaConf.select(cfg, "tracking.secret_keys", default=None))
+        recorded_cfg = OmegaConf.create(secrets.mapping(plain_dict(cfg)))
+        OmegaConf.save(recorded_cfg, run_dir.config_file, resolve=True)
+        overrides = secrets.overrides(overrides)
+        if resume_ref:
+            session["overrides"] = secrets.overrides(session["overrides"])
         run_dir.overrides_file.write_text(OmegaConf.to_yaml(OmegaConf.create(overrides)), encoding="utf-8")
-        record.update(seed=cfg.get("seed"), overrides=overrides)
+        record.update(
+            seed=cfg.get("seed"), overrides=overrides, argv=secrets.overrides(record.get("argv") or [])
+        )
         multi = distributed is not None and distributed.enabled
         layout = distributed.record(int(cfg.seed)) if distributed is not None and multi else None
         if resume is None:
@@ -193,13 +241,23 @@ def _start_run(
             summary_state=resume.summary if resume is not None else None,
             start_step=resume.step if resume is not None else None,
         )
-    except BaseException:
+    except BaseException as exc:
+        if kept is not None and run_dir is not None:
+            _put_back(run_dir, kept)
         if lock is not None:  # the tracker did not take it over
             lock.release()
+        if isinstance(exc, OSError) and exc.errno in NO_SPACE:
+            where = exc.filename or (run_dir.path if run_dir is not None else runs_dir)
+            if run_dir is not None and kept is None:  # a new run: nothing of it is kept
+                shutil.rmtree(run_dir.path, ignore_errors=True)
+            what = "the run is as it was" if kept is not None else "no run was created"
+            raise UserError(
+                f"no space left on device writing {where}: {what}; free space and start again"
+            ) from None
         raise
     try:
         if not resume_ref:
-            tracker.log_params(plain_dict(cfg))
+            tracker.log_params(plain_dict(recorded_cfg))
             if record["tags"]:
                 tracker.set_tags(record["tags"])
             if init_from is not None:

@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from runkit.errors import UserError
-from runkit.storage.events import log_size
+from runkit.storage.events import log_size, read_events
 from runkit.storage.liveness import is_dead
 from runkit.storage.run_dir import RunDir
 from runkit.storage.run_lock import DEFAULT_LOCK_TIMEOUT, RunLock
 from runkit.storage.status import Status
 from runkit.tracking.backends.base import BackendError
 from runkit.tracking.delivery.channel import Channel, Cursor
-from runkit.tracking.delivery.ending import as_status, mark_crashed
+from runkit.tracking.delivery.ending import as_status, final_status_after, mark_crashed, settle_record
 from runkit.tracking.delivery.opening import build_backend, run_info
 from runkit.tracking.delivery.options import DEFAULT_OPTIONS, one_line
 from runkit.tracking.delivery.pump import Pump
@@ -76,7 +76,14 @@ def sync_run(
     if backend == LOCAL:  # the run directory is the local backend: always complete
         return {**result, "ids": {"path": str(rd.path)}, "status": record.get("status"), "up_to_date": True}
 
-    if str(record.get("status") or Status.RUNNING.value) == Status.RUNNING.value and not is_dead(record):
+    running = str(record.get("status") or Status.RUNNING.value) == Status.RUNNING.value
+    # A run whose log says how its last session ended is over, whatever run.json says (its end may not have
+    # been written: a full disk).
+    if (
+        running
+        and not is_dead(record)
+        and final_status_after(rd.events_file, _last_session_offset(rd.events_file)) is None
+    ):
         raise UserError(
             f"run {record.get('id')} is still running (pid {record.get('pid')}); "
             "its shipper feeds the backends"
@@ -126,10 +133,15 @@ def _sync_locked(
     channel = Channel(backend, adapter, rd.path, DEFAULT_OPTIONS["retries"], DEFAULT_OPTIONS["retry_backoff"])
     pump = Pump(rd.events_file, [channel], DEFAULT_OPTIONS["batch_events"])
     pump.drain()
-    if status is Status.RUNNING:  # dead without a word, and no shipper finished it
-        status = mark_crashed(rd, "the training process ended without a word (found by runs sync)")
+    if status is Status.RUNNING:  # dead, and no shipper finished it: the log may still say how it ended
+        ended = final_status_after(rd.events_file, _last_session_offset(rd.events_file))
+        if ended is not None:  # e.g. a full disk kept run.json from being written at the end
+            settle_record(rd, ended)
+            status = ended
+        else:
+            status = mark_crashed(rd, "the training process ended without a word (found by runs sync)")
+            pump.drain()
         record = rd.read()
-        pump.drain()
     channel.close(status)
 
     backends = dict(record.get("backends") or {})
@@ -138,3 +150,14 @@ def _sync_locked(
     if channel.error:
         raise BackendError(f"syncing run {record.get('id')} into {backend} failed: {channel.error}")
     return {**result, "ids": ids, "shipped": channel.shipped, "status": status.value, "up_to_date": False}
+
+
+def _last_session_offset(events_file: Path) -> int:
+    """Where the log's last session starts (the offset after its last `resume` event; 0 for one session): a
+    status before it ended an earlier session."""
+    offset = 0
+    if events_file.exists():
+        for end, event in read_events(events_file):
+            if event.get("type") == "resume":
+                offset = end
+    return offset

@@ -8,6 +8,7 @@ process, so the training thread never waits on a backend and a crash of the trai
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import shutil
@@ -17,12 +18,14 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runkit.errors import UserError
 from runkit.storage.events import EventWriter
 from runkit.storage.jsonio import write_json
+from runkit.storage.layout import DATASET_FILE, HISTORY_FILE, MEDIA_DIR
 from runkit.storage.liveness import HEARTBEAT_SECONDS
 from runkit.storage.run_dir import RunDir
 from runkit.storage.run_lock import RunLock
@@ -33,6 +36,18 @@ if TYPE_CHECKING:
     from runkit.distributed import Distributed
 
 log = logging.getLogger(__name__)
+
+
+# errno values of a full disk (or quota): what finish() turns into one line instead of a traceback.
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+class DiskFullError(UserError):
+    """The run's end could not be written in full: the one line says what was kept and how to settle it."""
+
+
+class _StopWaiting(Exception):  # noqa: N818 - a signal, not an error
+    """A second Ctrl-C (or SIGTERM) while finish() waits for the backends: stop waiting."""
 
 
 def _now() -> float:
@@ -79,6 +94,7 @@ class ExperimentTracker:
         self._step = start_step if start_step is not None else (self.summary.last_step or 0)
         self._log_handler: logging.Handler | None = None
         self._old_signals: dict[int, Any] = {}
+        self._waiting = False  # finish() is waiting for the shipper
         self._heartbeat_stop = threading.Event()
         self._heartbeat: threading.Thread | None = None
         self._distributed: Distributed | None = None
@@ -174,6 +190,56 @@ class ExperimentTracker:
         )
         return dest
 
+    def log_image(self, image: Any, name: str, step: int | None = None) -> Path:
+        """Save an image (HxW[xC] array or tensor, CxHxW tensor, PIL image, matplotlib figure) as
+        media/<name>[-<step>].png and show it in every backend as an image."""
+        from runkit.tracking.media import save_png
+
+        dest = self.run_dir.path / MEDIA_DIR / _media_name(name, step, ".png")
+        width, height = save_png(image, dest)
+        rel = dest.relative_to(self.path).as_posix()
+        self._events.write("image", {"path": rel, "name": name, "width": width, "height": height}, step)
+        return dest
+
+    def log_table(
+        self, data: Any, name: str, columns: Iterable[str] | None = None, step: int | None = None
+    ) -> Path:
+        """Save rows (a list of rows or of dicts, a dict of columns, a DataFrame) as media/<name>[-<step>].csv
+        and show it in every backend as a table."""
+        from runkit.tracking.media import save_csv, table_rows
+
+        names, rows = table_rows(data, list(columns) if columns is not None else None)
+        dest = self.run_dir.path / MEDIA_DIR / _media_name(name, step, ".csv")
+        save_csv(names, rows, dest)
+        rel = dest.relative_to(self.path).as_posix()
+        self._events.write("table", {"path": rel, "name": name, "columns": names, "rows": len(rows)}, step)
+        return dest
+
+    def log_hparams(self, params: Mapping[str, Any], metrics: Mapping[str, Any]) -> None:
+        """The run's final comparison: the parameters it is compared by and the metrics it is judged by
+        (TensorBoard's HParams tab, MLflow params and metrics, W&B config and summary)."""
+        from runkit.flatten import flatten
+
+        values = {str(k): float(v) for k, v in flatten(metrics).items()}
+        self._events.write("hparams", {"params": flatten(params), "metrics": values}, self._step)
+
+    def log_dataset(self, info: Mapping[str, Any]) -> Path:
+        """Record what the run trains on (runkit.repro.dataset.describe(datamodule)): dataset.json in the run
+        directory, and the dataset in every backend (MLflow's dataset inputs, W&B config, TensorBoard
+        text)."""
+        dest = self.run_dir.path / DATASET_FILE
+        write_json(dest, dict(info))
+        self._events.write("dataset", {**dict(info), "path": DATASET_FILE})
+        return dest
+
+    def log_epoch(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        """log_metrics for the metrics of an epoch's end, also appended as one row of history.csv (the
+        per-epoch history, whole after a crash; a resume drops the rows it repeats)."""
+        self.log_metrics(metrics, step)
+        path = self.run_dir.path / HISTORY_FILE
+        row = {"step": self._step, **{str(k): _plain(v) for k, v in metrics.items()}}
+        _append_history(path, row)
+
     # --- session plumbing (start_run's, not the training loop's) -------------------------------------------
     def mark_resume(self, from_step: int, from_epoch: int, session: int) -> None:
         """Mark in the log where a resumed session takes over: metrics logged earlier for steps after
@@ -181,6 +247,7 @@ class ExperimentTracker:
         self._events.write(
             "resume", {"from_step": from_step, "from_epoch": from_epoch, "session": session}, from_step
         )
+        _cut_history(self.run_dir.path / HISTORY_FILE, from_step)
         self._write_summary()
 
     def attach_delivery(self, shipper: Any) -> None:
@@ -205,6 +272,15 @@ class ExperimentTracker:
     def begin(self) -> None:
         """Start the session's side jobs: the train.log handler, SIGTERM handling and the heartbeat."""
         self._attach_log_file()
+        if (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        ):
+            log.warning(
+                "SIGINT is ignored in this process (started in the background, or by nohup?): Ctrl-C cannot "
+                "abort this run; stop it with `kill -TERM %d` (recorded as preempted)",
+                os.getpid(),
+            )
         self._install_signal_handlers()
         self._heartbeat = threading.Thread(target=self._beat, name="tracker-heartbeat", daemon=True)
         self._heartbeat.start()
@@ -216,26 +292,64 @@ class ExperimentTracker:
         self._finished = True
         status = Status(status)
         self._heartbeat_stop.set()
+        self._shield_ending()
+        unwritten: list[str] = []  # files a full disk kept from being written
+
+        def attempt(what: Path, write: Callable[[], Any]) -> Any:
+            try:
+                return write()
+            except OSError as exc:
+                if exc.errno not in NO_SPACE:
+                    raise
+                unwritten.append(str(exc.filename or what))
+                return None
+
         try:
-            self._write_summary()
+            # The status first (into the log's window, whose space is reserved), then the files: cutting the
+            # window's unwritten rest off frees space for them on a full disk.
+            attempt(
+                self._events.path,
+                lambda: self._events.write("status", {"status": status.value, "error": _last_line(error)}),
+            )
+            attempt(self._events.path, self._events.close)
+            attempt(self.run_dir.summary_file, self._write_summary)
             if error:
-                (self.path / "traceback.txt").write_text(error, encoding="utf-8")
-            self._events.write("status", {"status": status.value, "error": _last_line(error)})
-            self._events.close()
+                traceback_file = self.path / "traceback.txt"
+                attempt(traceback_file, lambda: traceback_file.write_text(error, encoding="utf-8"))
             # The shipper drains the log into every backend and closes each with this status; what it reports
             # (e.g. a backend set aside after failing) goes into run.json's `backends`.
-            shipped = self._shipper.close(status.value) if self._shipper is not None else {}
+            try:
+                self._waiting = True
+                shipped = self._shipper.close(status.value) if self._shipper is not None else {}
+            except _StopWaiting:
+                log.warning(
+                    "stopped waiting for the backends: the shipper (own process) sends the rest and closes "
+                    "them as %s in the background; `runs sync %s --to <backend>` completes one if it stops",
+                    status.value,
+                    self.run_id,
+                )
+                shipped = {}
+            finally:
+                self._waiting = False
             ended = _now()
-            record = self.update_record(
-                status=status.value, end_time=ended, heartbeat=ended, error=_last_line(error)
-            )
-            if shipped:
-                backends = record.get("backends") or {}
-                for name, info in shipped.items():
-                    backends[name] = {**backends.get(name, {}), **info}
-                record = self.update_record(backends=backends)
-            record["duration_s"] = round(ended - record.get("start_time", ended), 3)
-            self.update_record(duration_s=record["duration_s"])
+            fields: dict[str, Any] = {"status": status.value, "end_time": ended, "heartbeat": ended}
+            fields["error"] = _last_line(error)
+            record = attempt(self.run_dir.run_file, lambda: self.update_record(**fields))
+            if record is not None:
+                if shipped:
+                    backends = record.get("backends") or {}
+                    for name, info in shipped.items():
+                        backends[name] = {**backends.get(name, {}), **info}
+                    fields["backends"] = backends
+                fields["duration_s"] = round(ended - record.get("start_time", ended), 3)
+                attempt(self.run_dir.run_file, lambda: self.update_record(**fields))
+            if unwritten:
+                files = ", ".join(dict.fromkeys(unwritten))
+                raise DiskFullError(
+                    f"no space left on device: {files} could not be written. The run is {status.value}, and "
+                    f"events.jsonl holds its status and everything it logged; free space, then "
+                    f"`runs sync {self.run_id} --to <backend>` records its end in run.json"
+                )
         finally:
             if self.lock is not None:
                 self.lock.release()
@@ -304,6 +418,31 @@ class ExperimentTracker:
             raise Preempted(f"received signal {signum}")
 
         self._old_signals[signal.SIGTERM] = signal.signal(signal.SIGTERM, on_sigterm)
+
+    def _shield_ending(self) -> None:
+        """Once finish() has begun the run's status is decided: Ctrl-C and SIGTERM no longer change it (a
+        signal there used to leave one status in the log, another in run.json, a third in a backend). The
+        first one says what is going on; another while waiting for the backends stops the wait (the shipper,
+        in its own session, finishes them with the same status)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        seen: list[int] = []
+
+        def on_signal(signum: int, frame: Any) -> None:
+            if seen and self._waiting:
+                raise _StopWaiting
+            seen.append(signum)
+            log.warning(
+                "the run is ending and its status is recorded; sending the rest to the backends (press "
+                "Ctrl-C again to stop waiting for them)"
+            )
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            current = signal.getsignal(signum)
+            if current is signal.SIG_IGN:
+                continue
+            previous = signal.signal(signum, on_signal)
+            self._old_signals.setdefault(signum, previous)
 
     def _defer_sigterm(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -375,6 +514,23 @@ class PeerTracker(ExperimentTracker):
     def log_text(self, text: str, name: str) -> Path:
         return self.run_dir.artifacts / (name if Path(name).suffix else f"{name}.txt")
 
+    def log_image(self, image: Any, name: str, step: int | None = None) -> Path:
+        return self.run_dir.path / MEDIA_DIR / _media_name(name, step, ".png")
+
+    def log_table(
+        self, data: Any, name: str, columns: Iterable[str] | None = None, step: int | None = None
+    ) -> Path:
+        return self.run_dir.path / MEDIA_DIR / _media_name(name, step, ".csv")
+
+    def log_hparams(self, params: Mapping[str, Any], metrics: Mapping[str, Any]) -> None:
+        return None
+
+    def log_dataset(self, info: Mapping[str, Any]) -> Path:
+        return self.run_dir.path / DATASET_FILE
+
+    def log_epoch(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        self.log_metrics(metrics, step)
+
     def mark_resume(self, from_step: int, from_epoch: int, session: int) -> None:
         return None
 
@@ -412,6 +568,64 @@ class PeerTracker(ExperimentTracker):
                         session.__exit__(exc_type, exc, tb)
         finally:
             self.finish()
+
+
+def _media_name(name: str, step: int | None, suffix: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name)) or "media"
+    return f"{safe}-{step}{suffix}" if step is not None else f"{safe}{suffix}"
+
+
+def _plain(value: Any) -> Any:
+    """A NumPy scalar or 0-d tensor as a Python number (for history.csv)."""
+    return value.item() if hasattr(value, "item") and callable(value.item) else value
+
+
+def _append_history(path: Path, row: dict[str, Any]) -> None:
+    """One row of history.csv; a new column (a metric first logged later) rewrites the file with it."""
+    import csv
+
+    columns: list[str] = []
+    rows: list[dict[str, Any]] = []
+    if path.is_file():
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            columns = list(reader.fieldnames or [])
+            if not set(row) <= set(columns):
+                rows = list(reader)
+    if columns and set(row) <= set(columns):
+        with open(path, "a", newline="", encoding="utf-8") as f:
+            csv.DictWriter(f, columns).writerow(row)
+        return
+    columns = list(dict.fromkeys([*columns, *row]))
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, columns)
+        writer.writeheader()
+        writer.writerows([*rows, row])
+
+
+def _cut_history(path: Path, from_step: int) -> None:
+    """A resumed session continues at `from_step`: rows the earlier session logged after it go."""
+    import csv
+
+    if not path.is_file():
+        return
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        columns = list(reader.fieldnames or [])
+        rows = list(reader)
+    kept = [r for r in rows if _number(r.get("step")) <= from_step]
+    if len(kept) < len(rows):
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, columns)
+            writer.writeheader()
+            writer.writerows(kept)
+
+
+def _number(text: Any) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return float("inf")
 
 
 def _last_line(error: str | None) -> str | None:

@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from runkit.errors import UserError
-from runkit.storage.events import ArtifactData, ResumeData, StatusData
+from runkit.storage.events import (
+    ArtifactData,
+    DatasetData,
+    HParamsData,
+    ImageData,
+    ResumeData,
+    StatusData,
+    TableData,
+)
 from runkit.storage.status import Status
 
 
@@ -42,6 +50,8 @@ class RunInfo:
     resume_step: int | None = None  # on resume: the global step of the checkpoint the run continues from
     # For a sweep job: {"id", "dir", "name", "job_num", "backends": {<name>: what open_sweep returned}}
     sweep: dict[str, Any] | None = None
+    start_time: float | None = None  # run.json's start_time: when the run really started (Unix time)
+    record: dict[str, Any] = field(default_factory=dict)  # run.json as the backend opens (argv, git, ...)
 
 
 @dataclass
@@ -100,12 +110,46 @@ class Backend(ABC):
         logged for later steps are superseded (also when `runs sync` replays the whole log)."""
         return None
 
+    def log_image(self, image: ImageData, step: int | None, wall: float) -> None:
+        """An `image` event: a PNG in the run directory (`image["path"]`), shown as the backend's image."""
+        return None
+
+    def log_table(self, table: TableData, step: int | None, wall: float) -> None:
+        """A `table` event: a CSV in the run directory (`table["path"]`), shown as the backend's table."""
+        return None
+
+    def log_hparams(self, hparams: HParamsData, step: int | None, wall: float) -> None:
+        """An `hparams` event: the parameters and final metrics the run is compared by."""
+        return None
+
+    def log_dataset(self, dataset: DatasetData, step: int | None, wall: float) -> None:
+        """A `dataset` event: what the run trained on (name, source, split sizes, fingerprint)."""
+        return None
+
+    def log_system(self, metrics: dict[str, float], wall: float) -> None:
+        """System metrics of the training process (`system/...`), sampled by the shipper itself (not an
+        event of the log: system.jsonl holds them). Followed by flush(); a failure is only logged."""
+        return None
+
+    def confirmed_until(self, events_file: Path, cursor_offset: int) -> tuple[int, int] | None:
+        """Called once after open() when the cursor says `cursor_offset` bytes of the log were delivered: a
+        backend that writes in the background (W&B's offline writer) checks its own storage and returns
+        (offset, seq) of the log position up to which it really holds everything, when that is less; the
+        events after it are handed again. None: the cursor is right (what flush() returned for is kept)."""
+        return None
+
     def flush(self) -> None:
         """The end of one batch: send what its calls gathered. Raise to have the whole batch handed again."""
         return None
 
     def discard(self) -> None:
         """A call of this batch (or flush) failed: drop what was gathered; the batch comes again."""
+        return None
+
+    def mark_complete(self, missing: str | None) -> None:
+        """Called before close(): `missing` says what the backend's run lacks of the log (one line with the
+        command that completes it), None when it has everything (e.g. after `runs sync` completed it). A
+        backend marks its run so that nobody mistakes a partial run for a whole one."""
         return None
 
     @abstractmethod

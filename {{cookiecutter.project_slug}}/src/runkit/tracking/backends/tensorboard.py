@@ -20,8 +20,17 @@ from pathlib import Path
 from typing import Any
 
 from runkit.flatten import flatten
-from runkit.storage.events import ArtifactData, ResumeData, StatusData
+from runkit.storage.events import (
+    ArtifactData,
+    DatasetData,
+    HParamsData,
+    ImageData,
+    ResumeData,
+    StatusData,
+    TableData,
+)
 from runkit.storage.status import Status
+from runkit.tracking.backends import native
 from runkit.tracking.backends.base import Backend, BackendError, RunInfo, SweepInfo, require_package
 
 _TEXT_LIMIT = 100_000  # characters of a text artifact shown in the Text tab
@@ -45,6 +54,12 @@ class TensorBoardBackend(Backend):
         self._params: dict[str, Any] = {}
         self._start_time = time.time()
         self._last_step = 0
+        self._end_time: float | None = None  # the status event's time: when the session really ended
+        self._status_written: str | None = None  # the status a `run/status` record already says
+        self._monitor: tuple[str, str] | None = None  # (metric, mode) from the config
+        self._best: float | None = None  # the monitored metric's best value so far
+        self._session_metrics: dict[str, float] = {}  # test/* and log_hparams metrics: the HParams columns
+        self._first: list[str] = []  # the HParams columns shown first: the swept params and the sweep
 
     # --- lifecycle ---------------------------------------------------------------------------------------
     def preflight(self) -> None:
@@ -64,7 +79,7 @@ class TensorBoardBackend(Backend):
             str(log_dir), max_queue_size=self.max_queue, flush_secs=self.flush_secs
         )
         if run.resumed and run.resume_step is not None:
-            # Steps from resume_step on, written by the earlier session, are dropped from view: no duplicates.
+            # Steps after resume_step, written by the earlier session, are dropped from view: no duplicates.
             self._purge(int(run.resume_step))
         if not run.previous:
             lines = [f"id: {run.run_id}", f"name: {run.name}", f"run dir: {run.run_dir}"]
@@ -73,13 +88,31 @@ class TensorBoardBackend(Backend):
             if run.tags:
                 lines.append(f"tags: {', '.join(run.tags)}")
             self._text("run/info", "\n\n".join(lines), 0)
+            self._run_texts(run)
+        self._start_time = float(run.start_time or self._start_time)
         self._params = {k: _hparam_value(v) for k, v in flatten(run.config).items()}
+        monitor = run.config.get("monitor") if isinstance(run.config.get("monitor"), dict) else None
+        if monitor and monitor.get("metric"):
+            self._monitor = (str(monitor["metric"]), str(monitor.get("mode") or "max"))
+        swept = native.swept_values(run)
+        for key, value in swept.items():  # a config group (optimizer=sgd) is no flattened key: add it
+            self._params.setdefault(key, _hparam_value(value))
+        if run.sweep:
+            self._params["sweep"] = str(run.sweep.get("id"))
+        self._first = [*swept, *(["sweep"] if run.sweep else [])]
         return {"log_dir": str(log_dir)}
 
     # --- events: each written at once (TensorBoard's writer queues and flushes on its own) ---------------
     def log_metrics(self, step: int, metrics: dict[str, float], wall: float) -> None:
         self._scalars(metrics, step, wall)
         self._last_step = step
+        monitor = self._monitor
+        if monitor is not None and monitor[0] in metrics:
+            self._observe(metrics[monitor[0]], monitor[1])
+        for key, value in metrics.items():
+            if key.startswith("test/"):
+                with contextlib.suppress(TypeError, ValueError):
+                    self._session_metrics[key] = float(value)
 
     def log_params(self, params: dict[str, Any]) -> None:
         # Kept for the HParams session written at close: it holds every param of the run, with its status.
@@ -94,6 +127,35 @@ class TensorBoardBackend(Backend):
 
     def mark_status(self, status: StatusData, step: int | None, wall: float) -> None:
         self._text("run/status", str(status.get("status")), self._step(step), wall)
+        self._status_written = str(status.get("status"))
+        self._end_time = wall
+
+    def log_image(self, image: ImageData, step: int | None, wall: float) -> None:
+        path = Path(self._run.run_dir) / str(image.get("path", ""))
+        if path.is_file():
+            self._image(f"images/{image.get('name') or path.stem}", path.read_bytes(), self._step(step), wall)
+
+    def log_table(self, table: TableData, step: int | None, wall: float) -> None:
+        path = Path(self._run.run_dir) / str(table.get("path", ""))
+        if path.is_file():
+            columns, rows = native.read_table(path)
+            text = native.markdown_table(columns, rows)
+            self._text(f"tables/{table.get('name') or path.stem}", text, self._step(step), wall)
+
+    def log_hparams(self, hparams: HParamsData, step: int | None, wall: float) -> None:
+        self._params.update({k: _hparam_value(v) for k, v in (hparams.get("params") or {}).items()})
+        metrics = {f"hparams/{k}": float(v) for k, v in (hparams.get("metrics") or {}).items()}
+        self._scalars(metrics, self._step(step), wall)
+        self._session_metrics.update(metrics)
+
+    def log_dataset(self, dataset: DatasetData, step: int | None, wall: float) -> None:
+        self._text("run/dataset", native.dataset_text(dict(dataset)), self._step(step), wall)
+        for key in ("name", "fingerprint"):  # two runs on different data never look alike in HParams
+            if dataset.get(key) is not None:
+                self._params[f"dataset.{key}"] = str(dataset.get(key))
+
+    def log_system(self, metrics: dict[str, float], wall: float) -> None:
+        self._scalars(metrics, self._last_step, wall)
 
     def mark_resume(self, resume: ResumeData, step: int | None, wall: float) -> None:
         # A resumed session takes over at from_step: what the earlier one logged from there on is superseded
@@ -102,10 +164,25 @@ class TensorBoardBackend(Backend):
         if from_step is not None:
             self._purge(int(from_step))
 
+    def flush(self) -> None:
+        # The end of a batch: its events go from the writer's queue into the file (the page cache) now, so the
+        # cursor never moves past events that a kill of this process would still lose (flush_secs is 5 s).
+        if self._writer is not None:
+            self._writer.flush()
+
+    def mark_complete(self, missing: str | None) -> None:
+        if self._writer is not None and missing:
+            self._text("run/incomplete", missing, self._last_step)
+
     def close(self, status: Status) -> None:
         if self._writer is None:
             return
-        self._text("run/status", status.value, self._last_step)
+        if self._status_written != status.value:  # written once: the status event said it already
+            self._text("run/status", status.value, self._last_step)
+            self._status_written = status.value
+        if self._monitor is not None and self._best is not None:
+            self._session_metrics[f"best/{self._monitor[0]}"] = self._best
+            self._scalars({f"best/{self._monitor[0]}": self._best}, self._last_step, time.time())
         if self.hparams:
             self._hparams_session(status)
         self._writer.flush()
@@ -117,6 +194,26 @@ class TensorBoardBackend(Backend):
         return {"log_dir": str(sweep.sweep_dir)}
 
     # --- translation -------------------------------------------------------------------------------------
+    def _observe(self, value: Any, mode: str) -> None:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return
+        if number != number:  # NaN
+            return
+        best = self._best
+        if best is None or (number > best if mode == "max" else number < best):
+            self._best = number
+
+    def _run_texts(self, run: RunInfo) -> None:
+        """The files that define the run, as text: its config and its command-line overrides."""
+        config = Path(run.run_dir) / "config.yaml"
+        if config.is_file():
+            text = config.read_text(encoding="utf-8", errors="replace")[:_TEXT_LIMIT]
+            self._text("run/config", f"```yaml\n{text}\n```", 0)
+        overrides = native.overrides(run)
+        self._text("run/overrides", " ".join(overrides) if overrides else "(none)", 0)
+
     def _step(self, step: Any) -> int:
         return int(step) if step is not None else self._last_step
 
@@ -124,10 +221,14 @@ class TensorBoardBackend(Backend):
         self._writer.add_event(event)
 
     def _purge(self, step: int) -> None:
-        """A session start at `step`: TensorBoard drops the events of earlier files from that step on."""
+        """A session that continues after `step` (the checkpoint's): TensorBoard drops what was written
+        before for later steps. Its purge removes every event at or after the START event's step, so the
+        START is at step + 1: the checkpoint's own step, which the resumed session does not log again,
+        stays."""
         from tensorboard.compat.proto.event_pb2 import Event, SessionLog
 
-        self._add(Event(wall_time=time.time(), step=step, session_log=SessionLog(status=SessionLog.START)))
+        start = SessionLog(status=SessionLog.START)
+        self._add(Event(wall_time=time.time(), step=step + 1, session_log=start))
         self._last_step = step
 
     def _scalars(self, values: dict[str, Any], step: int, wall: float) -> None:
@@ -174,10 +275,12 @@ class TensorBoardBackend(Backend):
             self._text(
                 f"text/{name}", path.read_text(encoding="utf-8", errors="replace")[:_TEXT_LIMIT], step, wall
             )
+        elif kind == "checkpoint":
+            # One record per alias: two records with one tag at one step would show only one of them.
+            for alias in data.get("aliases") or [Path(rel).stem]:
+                self._text(f"checkpoints/{alias}", f"{rel} (step {step})", step, wall)
         else:
-            aliases = data.get("aliases") or []
-            note = f" (aliases: {', '.join(aliases)})" if aliases else ""
-            self._text(f"artifacts/{kind}", f"{rel}{note}", step, wall)
+            self._text(f"artifacts/{kind}", rel, step, wall)
 
     def _image(self, tag: str, png: bytes, step: int, wall: float) -> None:
         from tensorboard.compat.proto.event_pb2 import Event
@@ -194,6 +297,7 @@ class TensorBoardBackend(Backend):
         from tensorboard.compat.proto.summary_pb2 import Summary
         from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 
+        self._experiment()
         start = plugin_data_pb2.SessionStartInfo(
             group_name=self._run.run_id, start_time_secs=self._start_time
         )
@@ -206,7 +310,7 @@ class TensorBoardBackend(Backend):
                 start.hparams[key].string_value = str(value)
         end = plugin_data_pb2.SessionEndInfo(
             status=api_pb2.Status.Value(_HPARAMS_STATUS.get(status, "STATUS_UNKNOWN")),
-            end_time_secs=time.time(),
+            end_time_secs=self._end_time or time.time(),
         )
         for tag, data in (
             (metadata.SESSION_START_INFO_TAG, plugin_data_pb2.HParamsPluginData(session_start_info=start)),
@@ -216,6 +320,38 @@ class TensorBoardBackend(Backend):
                 tag=tag, metadata=metadata.create_summary_metadata(data), tensor=metadata.NULL_TENSOR
             )
             self._add(Event(wall_time=time.time(), step=0, summary=Summary(value=[value])))
+
+    def _experiment(self) -> None:
+        """The HParams experiment: which params are columns (the swept ones and the sweep first, the others
+        after them) and which metrics (the monitored metric's best value, the test metrics, log_hparams')."""
+        from tensorboard.compat.proto.event_pb2 import Event
+        from tensorboard.compat.proto.summary_pb2 import Summary
+        from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+
+        kinds = {bool: api_pb2.DATA_TYPE_BOOL, str: api_pb2.DATA_TYPE_STRING}
+        order = [*self._first, *sorted(k for k in self._params if k not in self._first)]
+        infos = [
+            api_pb2.HParamInfo(
+                name=key,
+                type=kinds.get(type(self._params[key]), api_pb2.DATA_TYPE_FLOAT64),
+            )
+            for key in order
+            if key in self._params
+        ]
+        metrics = [
+            api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag), display_name=tag)
+            for tag in sorted(self._session_metrics, key=lambda t: (not t.startswith("best/"), t))
+        ]
+        experiment = api_pb2.Experiment(
+            hparam_infos=infos, metric_infos=metrics, time_created_secs=self._start_time
+        )
+        content = plugin_data_pb2.HParamsPluginData(experiment=experiment)
+        value = Summary.Value(
+            tag=metadata.EXPERIMENT_TAG,
+            metadata=metadata.create_summary_metadata(content),
+            tensor=metadata.NULL_TENSOR,
+        )
+        self._add(Event(wall_time=time.time(), step=0, summary=Summary(value=[value])))
 
 
 # Our final status -> the HParams session status (aborted/preempted runs did not fail: unknown).

@@ -14,13 +14,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from runkit.flatten import flatten
-from runkit.storage.events import ArtifactData
+from runkit.storage.events import ArtifactData, DatasetData, HParamsData, ImageData, StatusData, TableData
 from runkit.storage.status import Status
+from runkit.tracking.backends import native
 from runkit.tracking.backends.base import Backend, BackendError, RunInfo, SweepInfo, require_package
 
 # Our final status -> the run's exit code (W&B shows 255 as killed).
@@ -64,7 +69,13 @@ class WandbBackend(Backend):
         # The metrics row being gathered: logged when the step changes, before an artifact, at flush().
         self._row: dict[str, Any] = {}
         self._row_step: int | None = None
+        self._row_wall: float | None = None  # when the row's metrics were logged (W&B's _timestamp)
+        self._last_step = 0
+        self._end_time: float | None = None  # the status event's time
+        self._start_time: float | None = None
         self._wandb: Any = None
+        self._files: Path | None = None  # <base>/wandb: W&B's own files for this run
+        self._run_id = ""
         self._saved_env: dict[str, str | None] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------------------
@@ -90,6 +101,8 @@ class WandbBackend(Backend):
         wandb = self._import()
         self._run_dir = Path(run.run_dir)
         base = Path(self.dir) if self.dir else self._run_dir
+        self._files = base / "wandb"
+        self._run_id = run.run_id
         (base / "wandb").mkdir(parents=True, exist_ok=True)
         if self.mode == "offline":
             for variable, sub in _DIR_VARIABLES.items():
@@ -100,6 +113,13 @@ class WandbBackend(Backend):
         if run.sweep:
             sweep_ids = (run.sweep.get("backends") or {}).get(self.name) or {}
             group = sweep_ids.get("group") or f"sweep-{run.sweep.get('id')}"
+        src = native.source(run)
+        self._start_time = run.start_time
+        config = {**_config(run.config), "overrides": " ".join(native.overrides(run))}
+        if run.start_time:
+            config["run_start_time"] = float(run.start_time)
+        # W&B records the program and its args from this process (the shipper): the trainer's instead.
+        argv, sys.argv = sys.argv, [native.PROGRAM, *native.overrides(run)]
         try:
             self._run = wandb.init(
                 project=self.project,
@@ -107,13 +127,21 @@ class WandbBackend(Backend):
                 mode=self.mode,
                 dir=str(base),
                 id=run.run_id,
-                name=f"{run.name}-{run.run_id}",
+                name=native.display_name(run),
                 group=group,
                 job_type=self.job_type,
                 tags=[str(t)[:64] for t in run.tags],
-                config=_config(run.config),
+                config=config,
                 resume="allow",
-                settings=wandb.Settings(silent=True, console="off", save_code=False),
+                settings=wandb.Settings(
+                    silent=True,
+                    console="off",
+                    save_code=False,
+                    # W&B's own system stats would describe the shipper: ours (system/*) describe the trainer.
+                    x_disable_stats=True,
+                    program=native.PROGRAM,
+                    **_git_settings(src),
+                ),
             )
         except Exception as exc:
             hint = (
@@ -122,6 +150,8 @@ class WandbBackend(Backend):
                 else ""
             )
             raise BackendError(f"W&B could not start run {run.run_id}: {exc}{hint}") from exc
+        finally:
+            sys.argv = argv
         self._run.define_metric("global_step")
         self._run.define_metric("*", step_metric="global_step")
         ids: dict[str, Any] = {"id": run.run_id, "project": self.project, "mode": self.mode}
@@ -139,6 +169,7 @@ class WandbBackend(Backend):
             self._log_row()
         self._row.update(metrics)
         self._row_step = step
+        self._row_wall = wall
 
     def log_params(self, params: dict[str, Any]) -> None:
         self._run.config.update(_config(params), allow_val_change=True)
@@ -152,6 +183,14 @@ class WandbBackend(Backend):
             self._log_row()
         self._artifact(artifact, step)
 
+    def confirmed_until(self, events_file: Path, cursor_offset: int) -> tuple[int, int] | None:
+        # W&B's writer (wandb-core) is a separate process that buffers: killed with the shipper, it loses the
+        # rows it had not written yet although log() had returned. Its run files say what it really holds.
+        if self._files is None:
+            return None
+        held = held_rows(self._files, self._run_id)
+        return first_missing(events_file, cursor_offset, held)
+
     def flush(self) -> None:
         if self._row:
             self._log_row()
@@ -159,13 +198,54 @@ class WandbBackend(Backend):
     def discard(self) -> None:
         self._row, self._row_step = {}, None
 
+    def mark_status(self, status: StatusData, step: int | None, wall: float) -> None:
+        self._end_time = wall
+
+    def log_image(self, image: ImageData, step: int | None, wall: float) -> None:
+        source = self._media_file(image.get("path"))
+        if source is not None:
+            name = str(image.get("name") or source.stem)
+            self._log_at({f"images/{name}": self._wandb.Image(str(source), caption=name)}, step, wall)
+
+    def log_table(self, table: TableData, step: int | None, wall: float) -> None:
+        source = self._media_file(table.get("path"))
+        if source is not None:
+            columns, rows = native.read_table(source)
+            name = str(table.get("name") or source.stem)
+            self._log_at({f"tables/{name}": self._wandb.Table(columns=columns, data=rows)}, step, wall)
+
+    def log_hparams(self, hparams: HParamsData, step: int | None, wall: float) -> None:
+        self._run.config.update(_config(dict(hparams.get("params") or {})), allow_val_change=True)
+        for key, value in (hparams.get("metrics") or {}).items():
+            self._run.summary[f"hparams/{key}"] = value
+
+    def log_dataset(self, dataset: DatasetData, step: int | None, wall: float) -> None:
+        info = {k: v for k, v in dataset.items() if k != "path"}
+        self._run.config.update(_config({"dataset": info}), allow_val_change=True)
+
+    def log_system(self, metrics: dict[str, float], wall: float) -> None:
+        self._log_at(dict(metrics), self._last_step, wall)
+
+    def mark_complete(self, missing: str | None) -> None:
+        if self._run is None:
+            return
+        if missing:
+            self._run.summary["incomplete"] = missing
+        elif "incomplete" in self._run.summary.keys():  # noqa: SIM118 - W&B's summary is no dict
+            del self._run.summary["incomplete"]
+
     def close(self, status: Status) -> None:
         if self._run is None:
             return
         for alias, path in self._pending.items():
             self._checkpoint(path, [alias])
         self._pending.clear()
+        self._save_run_files(status)
         self._run.summary["run_status"] = status.value
+        if self._start_time:
+            end = self._end_time or time.time()
+            self._run.summary["run_end_time"] = end
+            self._run.summary["run_duration_s"] = round(end - float(self._start_time), 3)
         if status == Status.PREEMPTED:
             self._run.mark_preempting()
         self._run.finish(exit_code=EXIT_CODES.get(status, 1))
@@ -184,8 +264,43 @@ class WandbBackend(Backend):
     # --- translation -------------------------------------------------------------------------------------
     def _log_row(self) -> None:
         step = self._row_step
-        self._run.log({**self._row, "global_step": step if step is not None else 0})
+        row = {**self._row, "global_step": step if step is not None else 0}
+        if self._row_wall is not None:
+            row["_timestamp"] = self._row_wall  # the time it was logged, not the time it was shipped
+        self._run.log(row)
         self._row = {}
+        self._last_step = int(step or 0)
+
+    def _log_at(self, values: dict[str, Any], step: int | None, wall: float) -> None:
+        """One row of its own (media, system metrics) at our `step`, after the pending metrics row."""
+        if self._row:
+            self._log_row()
+        at = int(step) if step is not None else self._last_step
+        self._run.log({**values, "global_step": at, "_timestamp": wall})
+
+    def _media_file(self, rel: Any) -> Path | None:
+        assert self._run_dir is not None
+        source = self._run_dir / str(rel or "")
+        return source if rel and source.is_file() else None
+
+    def _save_run_files(self, status: Status) -> None:
+        """The files that define the run as run files, train.log as output.log (W&B's Logs tab), the
+        traceback of a failed run."""
+        if self._run_dir is None:
+            return
+        files = native.defining_files(self._run_dir)
+        traceback = self._run_dir / "traceback.txt"
+        if status is Status.FAILED and traceback.is_file():
+            files.append(traceback)
+        for path in files:
+            with contextlib.suppress(Exception):
+                self._run.save(str(path), base_path=str(self._run_dir), policy="now")
+        log_file = self._run_dir / "train.log"
+        if log_file.is_file():
+            with contextlib.suppress(Exception):
+                output = Path(self._run.dir) / "output.log"
+                shutil.copyfile(log_file, output)
+                self._run.save(str(output), base_path=str(self._run.dir), policy="now")
 
     def _artifact(self, data: ArtifactData, step: int | None) -> None:
         assert self._run_dir is not None
@@ -215,6 +330,93 @@ class WandbBackend(Backend):
         artifact = wandb.Artifact(f"model-{self._run.id}", type="model", metadata={"file": source.name})
         artifact.add_file(str(source), name=f"{aliases[0]}{source.suffix}")
         self._run.log_artifact(artifact, aliases=aliases)
+
+
+def held_rows(wandb_dir: Path, run_id: str) -> dict[int, set[str]]:
+    """{global_step: metric names} of every history row in the run files of W&B run `run_id` under
+    `wandb_dir` (every session: offline-run-*-<id>/run-<id>.wandb, or run-*-<id>/ online)."""
+    held: dict[int, set[str]] = {}
+    for path in sorted(wandb_dir.glob(f"*run-*-{run_id}/run-{run_id}.wandb")):
+        for row in _history_rows(path):
+            step = row.get("global_step")
+            if isinstance(step, (int, float)):
+                held.setdefault(int(step), set()).update(row)
+    return held
+
+
+def first_missing(events_file: Path, end: int, held: dict[int, set[str]]) -> tuple[int, int] | None:
+    """(offset, seq) just before the first metrics event of the log's first `end` bytes whose step has no
+    row in `held` (None: it holds them all). Judged by step, not by name: a row holds what the adapter made
+    of the event's metrics, which need not be their names in the log."""
+    from runkit.storage.events import read_events
+
+    before = (0, 0)
+    for offset, event in read_events(events_file):
+        if offset > end:
+            break
+        if event.get("type") == "metrics" and int(event.get("step") or 0) not in held:
+            return before
+        before = (offset, int(event.get("seq") or 0))
+    return None
+
+
+_BLOCK, _HEADER = 32768, 7
+
+
+def _history_rows(path: Path) -> list[dict[str, Any]]:
+    """The history rows of one W&B run file (a LevelDB-style log of protobuf records), up to the first
+    damaged or cut record (a writer killed mid-record)."""
+    import json
+    import struct
+    import zlib
+
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return []
+    rows: list[dict[str, Any]] = []
+    pos, pending = _HEADER, b""
+    if data[:4] != b":W&B":
+        return rows
+    while pos + _HEADER <= len(data):
+        left = _BLOCK - pos % _BLOCK
+        if left < _HEADER:  # a block's trailer
+            pos += left
+            continue
+        crc, length, kind = struct.unpack("<IHB", data[pos : pos + _HEADER])
+        if kind == 0 and length == 0:  # zero padding
+            pos += left
+            continue
+        chunk = data[pos + _HEADER : pos + _HEADER + length]
+        if len(chunk) < length or zlib.crc32(bytes([kind]) + chunk) & 0xFFFFFFFF != crc:
+            break  # cut or damaged: what follows is not trusted
+        pos += _HEADER + length
+        if kind in (2, 3):  # FIRST, MIDDLE
+            pending += chunk
+            continue
+        payload, pending = pending + chunk, b""
+        record = pb.Record()  # type: ignore[attr-defined]
+        try:
+            record.ParseFromString(payload)
+        except Exception:
+            break
+        if record.WhichOneof("record_type") == "history":
+            row: dict[str, Any] = {}
+            for item in record.history.item:
+                try:
+                    row[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
+                except ValueError:
+                    continue
+            rows.append(row)
+    return rows
+
+
+def _git_settings(src: dict[str, Any]) -> dict[str, str]:
+    """The run's git commit and remote as W&B settings (W&B would read the shipper's working tree)."""
+    fields = (("git_commit", src.get("commit")), ("git_remote_url", src.get("remote")))
+    return {key: str(value) for key, value in fields if value}
 
 
 def _config(params: dict[str, Any]) -> dict[str, Any]:

@@ -16,8 +16,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from runkit.storage.events import Event
+from runkit.storage.events import EVENTS_FILE, Event, log_size
 from runkit.storage.jsonio import CorruptRunFileError, read_json, write_json
+from runkit.storage.run_dir import id_from_name
 from runkit.storage.status import Status
 from runkit.tracking.backends.base import Backend
 from runkit.tracking.delivery.dispatch import deliver
@@ -72,9 +73,10 @@ class Channel:
         retries: int = 3,
         backoff: float = 0.5,
         warn: Callable[[str], None] | None = None,
+        revisit: float = 0.0,
     ) -> None:
         self.name, self.backend, self.run_dir = name, backend, Path(run_dir)
-        self.retries, self.backoff = int(retries), float(backoff)
+        self.retries, self.backoff, self.revisit = int(retries), float(backoff), float(revisit)
         self.warn = warn or log.warning
         self.cursor = Cursor.load(self.run_dir, name)
         self.cursor.closed = self.cursor.error = None  # a new attempt: open again, no error yet
@@ -82,13 +84,39 @@ class Channel:
         self.next_try = 0.0  # time.monotonic() before which a failed backend is left alone
         self.error: str | None = None  # set when set aside
         self.shipped = 0
+        if self.cursor.offset:
+            self._check_cursor()
+
+    def _check_cursor(self) -> None:
+        """Move the cursor back to what the backend's own storage really holds (a backend that writes in the
+        background may have lost its last batches when it was killed with this process)."""
+        try:
+            confirmed = self.backend.confirmed_until(self.run_dir / EVENTS_FILE, self.cursor.offset)
+        except Exception:
+            log.warning("could not check what %s holds; trusting its cursor", self.name, exc_info=True)
+            return
+        if confirmed is not None and confirmed[0] < self.cursor.offset:
+            log.warning(
+                "%s holds the run's events up to seq %d only (its cursor said %d); sending the rest again",
+                self.name,
+                confirmed[1],
+                self.cursor.seq,
+            )
+            self.cursor.offset, self.cursor.seq = confirmed
 
     @property
     def active(self) -> bool:
         return self.error is None
 
     def due(self, now: float) -> bool:
-        return self.active and now >= self.next_try
+        """Whether to hand it the next batch: an active channel past its retry pause, or one set aside whose
+        `revisit` pause is over (a server that came back)."""
+        return (self.active or self.revisit > 0) and now >= self.next_try
+
+    def last_try(self) -> None:
+        """The run is ending: a channel set aside gets one more try now (its server may be back)."""
+        if not self.active:
+            self.next_try = 0.0
 
     def feed(self, events: Sequence[tuple[int, Event]]) -> None:
         """Hand the events this backend has not had yet to it; on failure, retry later or set it aside.
@@ -105,6 +133,9 @@ class Channel:
             self.failed("write", exc)
             return
         self.failures = 0
+        if self.error is not None:  # set aside earlier, and it works again
+            self.error = self.cursor.error = None
+            self.warn(f"the {self.name} backend works again; it is sent what it missed")
         self.cursor.offset, self.cursor.seq = batch[-1][0], int(batch[-1][1].get("seq", 0))
         self.shipped += len(batch)
         self.cursor.save(self.run_dir, self.name)
@@ -112,23 +143,47 @@ class Channel:
     def failed(self, what: str, exc: BaseException) -> None:
         self.failures += 1
         message = f"{type(exc).__name__}: {one_line(exc)}"
+        if self.error is not None:  # set aside, and a later try failed too: try again later, quietly
+            log.info("%s still fails (%s); next try in %gs", self.name, message, self.revisit)
+            self.next_try = time.monotonic() + self.revisit
+            return
         if self.failures > self.retries:
             self.error = f"{what} failed {self.failures} times in a row; last error: {message}"
             self.cursor.error = self.error
             with contextlib.suppress(OSError):
                 self.cursor.save(self.run_dir, self.name)
+            later = f"it is tried again in {self.revisit:g}s, and " if self.revisit > 0 else ""
             self.warn(
                 f"the {self.name} backend is set aside ({self.error}). Training goes on and the run "
-                f"directory stays complete; `runs sync` replays the run into {self.name} later."
+                f"directory stays complete; {later}`runs sync` replays the run into {self.name} later."
             )
+            self.next_try = time.monotonic() + self.revisit
         else:
             pause = self.backoff * 2 ** (self.failures - 1)
             log.warning("%s %s failed (%s); retrying in %.1fs", self.name, what, message, pause)
             self.next_try = time.monotonic() + pause
 
+    def missing(self) -> str | None:
+        """What this backend lacks of the log, as one line with the command that completes it (None: it has
+        everything)."""
+        if self.cursor.offset >= log_size(self.run_dir / EVENTS_FILE):
+            return None
+        return (
+            f"it lacks the run's events after seq {self.cursor.seq}; complete it with: "
+            f"runs sync {id_from_name(self.run_dir)} --to {self.name}"
+        )
+
     def close(self, status: Status) -> None:
         """End the backend's run with `status`, also after it was set aside (nothing may be left RUNNING),
-        and record the outcome in the cursor file for `runs sync` to see."""
+        and record the outcome in the cursor file for `runs sync` to see. A run closed without every event is
+        marked incomplete in the backend."""
+        missing = self.missing()
+        try:
+            self.backend.mark_complete(missing)
+        except Exception as exc:
+            log.warning(
+                "could not mark %s's run %s: %s", self.name, "incomplete" if missing else "complete", exc
+            )
         try:
             self.backend.close(status)
         except Exception as exc:
@@ -142,5 +197,5 @@ class Channel:
             self.cursor.save(self.run_dir, self.name)
 
     def report(self) -> dict[str, Any]:
-        """What run.json records under backends.<name> (error None: it has everything)."""
-        return {"shipped_seq": self.cursor.seq, "error": self.error}
+        """What run.json records under backends.<name> (error None and missing None: it has everything)."""
+        return {"shipped_seq": self.cursor.seq, "error": self.error, "missing": self.missing()}

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -32,6 +33,7 @@ from runkit.tracking.delivery.ending import as_status, final_status_after, mark_
 from runkit.tracking.delivery.opening import build_backend, run_info
 from runkit.tracking.delivery.options import LOG_FILE, error_line, one_line, options_with_defaults
 from runkit.tracking.delivery.pump import Pump
+from runkit.tracking.delivery.system_metrics import SystemSampler
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ class ShipperProcess:
         self.queue: Queue[dict[str, Any] | None] = Queue()
         self.channels: list[Channel] = []
         self.open_errors: dict[str, str] = {}
+        self.sampler: SystemSampler | None = None
 
     def reply(self, message: dict[str, Any]) -> None:
         try:
@@ -104,7 +107,15 @@ class ShipperProcess:
         except Exception as exc:
             raise BackendError(f"the {name} backend could not open its run: {one_line(exc)}") from exc
         self.channels.append(
-            Channel(name, backend, self.run_dir.path, options["retries"], options["retry_backoff"], self.warn)
+            Channel(
+                name,
+                backend,
+                self.run_dir.path,
+                options["retries"],
+                options["retry_backoff"],
+                self.warn,
+                float(options.get("revisit") or 0),
+            )
         )
         return ids
 
@@ -158,6 +169,7 @@ class ShipperProcess:
         threading.Thread(target=self.read_commands, name="shipper-commands", daemon=True).start()
 
         pump = Pump(self.run_dir.events_file, self.channels, options["batch_events"])
+        self.sampler = self.system_sampler(float(options["system_metrics_interval"] or 0))
         status = self.follow(pump, float(options["poll_interval"]), parent_pid)
         report = self.finish(pump, status, session_offset)
         if status is None:  # the trainer died: recording the backends (ids too, if it died early) is ours
@@ -175,6 +187,8 @@ class ShipperProcess:
                 if os.getppid() != parent_pid:
                     return None
                 self.guarded(pump.pump)
+                if self.sampler is not None and self.sampler.due():
+                    self.guarded(self.sample_system)
                 continue
             if command is None:
                 return None
@@ -186,6 +200,8 @@ class ShipperProcess:
         own (or `crashed`) is the session's, and run.json is settled with it. Returns what each backend
         reports."""
         started = time.monotonic()
+        for channel in self.channels:  # a backend set aside may work again (its server is back)
+            channel.last_try()
         self.guarded(pump.drain)
         if status is None:
             status = final_status_after(self.run_dir.events_file, session_offset)
@@ -197,6 +213,9 @@ class ShipperProcess:
             else:
                 settle_record(self.run_dir, status)
             self.guarded(pump.drain)  # the status event itself
+        if self.sampler is not None:  # a last sample (the trainer waits for us): a short run has one too
+            self.guarded(self.sample_system)
+            self.sampler.close()
         for channel in self.channels:
             channel.close(status)
         log.info("closed every backend as %s (drained in %.2fs)", status.value, time.monotonic() - started)
@@ -214,6 +233,34 @@ class ShipperProcess:
             self.run_dir.update(backends=backends)
         except Exception:
             log.exception("could not record the backends in run.json")
+
+    def system_sampler(self, interval: float) -> SystemSampler | None:
+        """The sampler of the trainer's CPU, memory and GPU (None: off, or the trainer is elsewhere)."""
+        if interval <= 0:
+            return None
+        record = self.run_dir.read()
+        if record.get("host") not in (None, socket.gethostname()) or not record.get("pid"):
+            return None
+        sampler = SystemSampler(int(record["pid"]), interval, self.run_dir.path)
+        return sampler if sampler.enabled else None
+
+    def sample_system(self) -> None:
+        """One sample: system.jsonl, then every backend still active (a failure there is only logged)."""
+        assert self.sampler is not None
+        metrics = self.sampler.sample()
+        if not metrics:
+            return
+        wall = time.time()
+        self.sampler.record(metrics, wall)
+        for channel in self.channels:
+            if not channel.active:
+                continue
+            try:
+                channel.backend.log_system(metrics, wall)
+                channel.backend.flush()
+            except Exception as exc:
+                channel.backend.discard()
+                log.warning("%s did not take the system metrics: %s", channel.name, one_line(exc))
 
     @staticmethod
     def guarded(step: Callable[[], Any]) -> None:

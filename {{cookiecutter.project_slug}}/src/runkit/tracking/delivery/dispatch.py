@@ -11,7 +11,16 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
-from runkit.storage.events import ArtifactData, Event, ResumeData, StatusData
+from runkit.storage.events import (
+    ArtifactData,
+    DatasetData,
+    Event,
+    HParamsData,
+    ImageData,
+    ResumeData,
+    StatusData,
+    TableData,
+)
 from runkit.tracking.backends.base import Backend
 
 _Handler = Callable[[Backend, dict[str, Any], "int | None", float], None]
@@ -24,6 +33,10 @@ _HANDLERS: dict[str, _Handler] = {
     "artifact": lambda backend, data, step, wall: backend.log_artifact(cast(ArtifactData, data), step, wall),
     "status": lambda backend, data, step, wall: backend.mark_status(cast(StatusData, data), step, wall),
     "resume": lambda backend, data, step, wall: backend.mark_resume(cast(ResumeData, data), step, wall),
+    "image": lambda backend, data, step, wall: backend.log_image(cast(ImageData, data), step, wall),
+    "table": lambda backend, data, step, wall: backend.log_table(cast(TableData, data), step, wall),
+    "hparams": lambda backend, data, step, wall: backend.log_hparams(cast(HParamsData, data), step, wall),
+    "dataset": lambda backend, data, step, wall: backend.log_dataset(cast(DatasetData, data), step, wall),
 }
 
 

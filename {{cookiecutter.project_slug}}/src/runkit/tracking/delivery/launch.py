@@ -47,6 +47,14 @@ log = logging.getLogger(__name__)
 CHILD_MODULE = "runkit.tracking.shipper"
 
 
+def preflight_backends(backends: Mapping[str, Any]) -> None:
+    """Build each adapter and run its cheap checks: a bad _target_ or setting, a package that is not
+    installed, an MLflow server that does not answer or a damaged store, W&B online without a key all raise
+    BackendError (one line) now, before a run directory exists, in milliseconds."""
+    for name, spec in backends.items():
+        build_backend(name, spec).preflight()
+
+
 class Shipper:
     """The training process's handle on its shipper process."""
 
@@ -86,10 +94,7 @@ class Shipper:
         inherits `lock` (the session's run_lock.RunLock), so the run stays locked until it has finished too.
         """
         opts = options_with_defaults(options)
-        # Build each adapter here too: a bad _target_ or setting, a package that is not installed, an MLflow
-        # server that does not answer all fail now, before training, in a few milliseconds.
-        for name, spec in backends.items():
-            build_backend(name, spec).preflight()
+        preflight_backends(backends)
         env = dict(os.environ)
         # The kit's folder on the child's path, whether it is installed or only on the trainer's sys.path.
         kit_parent = str(Path(runkit.__file__).resolve().parent.parent)
@@ -170,7 +175,11 @@ class Shipper:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=30)
         closed = reply.get("closed") or {}
-        return {name: info for name, info in closed.items() if isinstance(info, dict)}
+        report = {name: info for name, info in closed.items() if isinstance(info, dict)}
+        for name, info in report.items():
+            if info.get("missing"):  # the one command that completes it
+                log.warning("the %s backend's run is incomplete: %s", name, info["missing"])
+        return report
 
     # --- pipe plumbing -----------------------------------------------------------------------------------
     def _send(self, message: dict[str, Any]) -> None:

@@ -77,4 +77,6 @@ def run_info(run_dir: RunDir, name: str, record: dict[str, Any] | None = None) -
         resumed=bool(record.get("resumed")),
         resume_step=record.get("resume_step"),
         sweep=sweep,
+        start_time=record.get("start_time"),
+        record=dict(record),
     )

@@ -21,13 +21,18 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "retry_backoff": 0.5,  # first pause after a failure; doubles with each further one
     "start_timeout": 120.0,  # seconds launch() waits for every backend to open
     "finish_timeout": 300.0,  # seconds close() waits for every backend to have everything
-    "batch_events": 5000,  # most events handed to a backend in one batch (one flush)
+    "batch_events": 5000,
+    # Seconds after which a backend that was set aside is tried again (a server back after an outage gets
+    # what it missed while the run goes on); 0: never, `runs sync` replays it later.
+    "revisit": 30.0,  # most events handed to a backend in one batch (one flush)
     # False: training starts while the backends open (preflight checks still fail the run at once);
     # a backend that then fails to open is set aside with a warning. True: wait, and fail the run instead.
     "wait_for_backends": False,
     # The shipper runs at a lower CPU priority: where cores are scarce the training loop comes first and the
     # shipper catches up in idle moments (and at the end, which finish() waits for).
     "nice": 10,
+    # Seconds between two samples of the trainer's CPU, memory and GPU (delivery/system_metrics.py); 0: off.
+    "system_metrics_interval": 10.0,
 }
 
 

@@ -1,0 +1,124 @@
+"""Fault injection, delivery: the trainer and its shipper (W&B's writer with it) killed together, then
+`runs sync`; a damaged events.jsonl. After each fault, every backend's own storage is read back."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from runkit.storage.events import EventWriter, read_events, scan_damage
+
+from backend_readers import wandb_run
+from fault_helpers import LONG, backends_hold_the_log, kill_family, runs_cli
+from tracking_runs import (
+    BACKENDS,
+    first_run,
+    metric_lines,
+    needs,
+    record,
+    start_train,
+    tracker_overrides,
+    wait_for,
+)
+
+
+# --- 1. the whole process family killed: every backend ends with every step after `runs sync` -------------
+@pytest.mark.slow
+@needs("tensorboard", "mlflow", "wandb")
+def test_killing_trainer_and_shipper_together_loses_nothing_once_synced(tmp_path):
+    runs = tmp_path / "runs"
+    proc = start_train(runs, *tracker_overrides(BACKENDS), *LONG, "name=killpg", log=tmp_path / "out.txt")
+    try:
+        run_dir = wait_for(lambda: first_run(runs), what="the run")
+        wait_for(lambda: metric_lines(run_dir) >= 80, 180, "metrics")
+        # W&B's cursor has moved: the shipper believes W&B holds those events.
+        wait_for(
+            lambda: json.loads((run_dir / "shipper" / "wandb.json").read_text())["seq"] > 20,
+            120,
+            "W&B cursor",
+        )
+    finally:
+        kill_family(proc.pid)
+        proc.wait(timeout=60)
+        proc.log_file.close()
+    assert record(run_dir)["status"] == "running"
+    for name in BACKENDS:
+        result = runs_cli("sync", str(run_dir), "--to", name)
+        assert f"synced {record(run_dir)['id']} -> {name}" in result.stdout
+    stored = backends_hold_the_log(run_dir, BACKENDS, "crashed")
+    assert stored["mlflow"]["status"] == "FAILED"
+    assert stored["wandb"]["exit_codes"][-1] == 1
+    # A second sync changes nothing anywhere.
+    before = len(wandb_run(run_dir)["history"])
+    for name in BACKENDS:
+        assert "up to date" in runs_cli("sync", str(run_dir), "--to", name).stdout
+    assert len(wandb_run(run_dir)["history"]) == before
+    backends_hold_the_log(run_dir, BACKENDS, "crashed")
+
+
+# --- 3. a damaged events.jsonl: readers skip the damage, say where it is, and read on ----------------------
+def _log(path, steps=100):
+    writer = EventWriter(path)
+    writer.write("params", {"lr": 0.1})
+    for step in range(1, steps + 1):
+        writer.write_metrics(("loss",), (1.0 / step,), step)
+    writer.close()
+
+
+def test_nul_bytes_inside_the_log_are_skipped_and_reported_with_the_lost_events(tmp_path, caplog):
+    path = tmp_path / "events.jsonl"
+    _log(path)
+    data = bytearray(path.read_bytes())
+    data[2000:2300] = b"\0" * 300  # a block the file system lost
+    path.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="runkit.storage.events"):
+        seqs = [e["seq"] for _, e in read_events(path)]
+        [e for _, e in read_events(path)]  # a second read does not warn again
+    assert seqs[0] == 1 and seqs[-1] == 101 and 90 < len(seqs) < 101  # the events after the damage are read
+    damage = scan_damage(path)
+    assert len(damage) == 1 and damage[0].kind == "nul bytes"
+    lost = set(range(1, 102)) - set(seqs)
+    assert damage[0].seqs == (min(lost), max(lost)) and damage[0].start <= 2000 < 2300 <= damage[0].end
+    assert f"{path}: nul bytes at bytes {damage[0].start}-{damage[0].end}" in damage[0].describe()
+    warnings = [r.getMessage() for r in caplog.records if "damaged event log" in r.getMessage()]
+    assert len(warnings) == 1 and str(path) in warnings[0]
+
+
+def test_a_garbage_line_is_reported_with_its_seq_and_a_missing_line_as_a_gap(tmp_path):
+    path = tmp_path / "events.jsonl"
+    _log(path, 20)
+    lines = path.read_bytes().split(b"\n")
+    lines[5] = b"not json at all"  # seq 6
+    del lines[10]  # seq 11 gone without a trace
+    path.write_bytes(b"\n".join(lines))
+    damage = scan_damage(path)
+    assert [(d.kind, d.seqs) for d in damage] == [("unreadable line", (6, 6)), ("missing events", (11, 11))]
+    assert "events seq 6 lost" in damage[0].describe()
+
+
+def test_a_live_writers_unwritten_window_is_the_end_not_damage(tmp_path):
+    path = tmp_path / "events.jsonl"
+    writer = EventWriter(path)
+    for step in range(1, 11):
+        writer.write_metrics(("loss",), (float(step),), step)
+    assert path.stat().st_size > 1000 and path.read_bytes().endswith(b"\0")  # the mapped window's NUL tail
+    assert [e["step"] for _, e in read_events(path)] == list(range(1, 11)) and scan_damage(path) == []
+    writer.close()
+    assert scan_damage(path) == [] and scan_damage(tmp_path / "none.jsonl") == []
+
+
+@pytest.mark.slow
+def test_runs_show_says_the_log_is_damaged(tmp_path):
+    from conftest import FAST, only_run, train
+
+    runs = tmp_path / "runs"
+    train(runs, *FAST, "tracker=local")
+    run_dir = only_run(runs)
+    data = bytearray((run_dir / "events.jsonl").read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = b"\0" * 64
+    (run_dir / "events.jsonl").write_bytes(bytes(data))
+    shown = json.loads(runs_cli("show", str(run_dir), "--json").stdout)
+    assert len(shown["log_damage"]) == 1 and "nul bytes at bytes" in shown["log_damage"][0]
