@@ -100,6 +100,11 @@ def test_a_full_disk_at_the_end_keeps_the_status_and_sync_settles_it(small_disk)
     assert [s for s, _ in steps_by_metric(log)["train/loss"]] == list(range(1, 201))
 
     filler.unlink()  # space again: the run's end is recorded from its log, not as a crash
+    gone = subprocess.run(["true"], check=True)  # the training process has exited since: a pid that is gone
+    rec = json.loads((run_dir / "run.json").read_text())
+    rec["pid"] = int(subprocess.check_output(["sh", "-c", "echo $$"]).strip())
+    (run_dir / "run.json").write_text(json.dumps(rec))
+    assert gone.returncode == 0 and rec["status"] == "running"
     result = sync_run(run_dir, "tensorboard")
     assert result["status"] == "completed"
     assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"

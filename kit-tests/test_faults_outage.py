@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,8 @@ def _outage(tmp_path: Path, back_before_the_end: bool):
         "tracking.retries=1",
         "tracking.revisit=1",
         "tracking.poll_interval=0.1",
-        "epochs=3",
+        # Long enough to outlast the outage; it is then stopped with SIGTERM (preempted).
+        "epochs=400" if back_before_the_end else "epochs=3",
         "batch_size=16",
         "data.n_samples=512",
     ]
@@ -62,7 +64,11 @@ def _outage(tmp_path: Path, back_before_the_end: bool):
                 wait_for(lambda: "works again" in (run_dir / "train.log").read_text(), 120, "the retry")
             finally:
                 os.killpg(proc.pid, signal.SIGCONT)
-        assert proc.wait(timeout=600) == 0, (tmp_path / "out.txt").read_text()
+            time.sleep(1)
+            os.kill(proc.pid, signal.SIGTERM)
+            assert proc.wait(timeout=600) == 143, (tmp_path / "out.txt").read_text()
+        else:
+            assert proc.wait(timeout=600) == 0, (tmp_path / "out.txt").read_text()
         proc.log_file.close()
         return server, run_dir, (tmp_path / "out.txt").read_text()
     except BaseException:
@@ -76,8 +82,8 @@ def test_a_backend_set_aside_is_retried_and_completed_when_its_server_returns(tm
         assert "set aside" in output and "works again" in output
         rec = record(run_dir)
         assert rec["backends"]["mlflow"]["error"] is None and rec["backends"]["mlflow"]["missing"] is None
-        stored = backends_hold_the_log(run_dir, ["mlflow"], "completed")["mlflow"]
-        assert stored["status"] == "FINISHED" and "incomplete" not in stored["tags"]
+        stored = backends_hold_the_log(run_dir, ["mlflow"], "preempted")["mlflow"]
+        assert stored["status"] == "KILLED" and "incomplete" not in stored["tags"]
     finally:
         server.stop()
 

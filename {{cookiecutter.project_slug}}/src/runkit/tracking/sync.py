@@ -76,14 +76,7 @@ def sync_run(
     if backend == LOCAL:  # the run directory is the local backend: always complete
         return {**result, "ids": {"path": str(rd.path)}, "status": record.get("status"), "up_to_date": True}
 
-    running = str(record.get("status") or Status.RUNNING.value) == Status.RUNNING.value
-    # A run whose log says how its last session ended is over, whatever run.json says (its end may not have
-    # been written: a full disk).
-    if (
-        running
-        and not is_dead(record)
-        and final_status_after(rd.events_file, _last_session_offset(rd.events_file)) is None
-    ):
+    if str(record.get("status") or Status.RUNNING.value) == Status.RUNNING.value and not is_dead(record):
         raise UserError(
             f"run {record.get('id')} is still running (pid {record.get('pid')}); "
             "its shipper feeds the backends"
