@@ -72,13 +72,14 @@ def test_figures_text_tags_and_nan_through_the_shipper_code_path(tmp_path):
 
 
 def test_a_resumed_session_replaces_the_steps_it_repeats(tmp_path):
-    """The first session logged steps 1..8 and died; the second resumes at step 5 and logs 5..8 again."""
+    """The first session logged steps 1..8 and died; the second resumes from its checkpoint at step 4 (kept)
+    and logs 5..8 again, which replace the first session's."""
     run_dir = tmp_path / "run"
     run_dir.mkdir()
 
     def session(resumed, start, value):
         backend = TensorBoardBackend(flush_secs=1)
-        info = RunInfo("abcd1234", "t", run_dir, resumed=resumed, resume_step=start if resumed else None)
+        info = RunInfo("abcd1234", "t", run_dir, resumed=resumed, resume_step=start - 1 if resumed else None)
         backend.open(info)
         for s in range(start, 9):
             backend.log_metrics(s, {"m": value}, 1.0 + s)

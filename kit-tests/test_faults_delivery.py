@@ -122,3 +122,5 @@ def test_runs_show_says_the_log_is_damaged(tmp_path):
     (run_dir / "events.jsonl").write_bytes(bytes(data))
     shown = json.loads(runs_cli("show", str(run_dir), "--json").stdout)
     assert len(shown["log_damage"]) == 1 and "nul bytes at bytes" in shown["log_damage"][0]
+    text = runs_cli("show", str(run_dir)).stdout
+    assert "event log" in text and "DAMAGED:" in text  # what a person sees, not only --json

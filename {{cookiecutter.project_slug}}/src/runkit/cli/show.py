@@ -59,6 +59,7 @@ def print_details(info: dict[str, Any], show_config: bool) -> None:
         "resumed": "yes" if info["resumed"] else None,
         "config hash": info["config_hash"],
         "error": info["error"],
+        "event log": ("DAMAGED: " + "; ".join(info["log_damage"])) if info.get("log_damage") else None,
     }
     console.print(kv_table("run", {k: v for k, v in header.items() if v not in (None, "", " / ")}))
     console.print()
