@@ -74,8 +74,14 @@ class Channel:
         backoff: float = 0.5,
         warn: Callable[[str], None] | None = None,
         revisit: float = 0.0,
+        opener: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.name, self.backend, self.run_dir = name, backend, Path(run_dir)
+        # A backend that could not open its run when the run started (its server was down): `opener` opens
+        # it at the channel's next try, so retries and revisits cover the opening too. `ids` is what it
+        # reported once open.
+        self.opener = opener
+        self.ids: dict[str, Any] = {}
         self.retries, self.backoff, self.revisit = int(retries), float(backoff), float(revisit)
         self.warn = warn or log.warning
         self.cursor = Cursor.load(self.run_dir, name)
@@ -127,6 +133,8 @@ class Channel:
         batch = [item for item in events if item[0] > offset]
         if not batch:
             return
+        if self.opener is not None and not self.try_open():
+            return
         try:
             deliver(self.backend, [event for _, event in batch])
         except Exception as exc:
@@ -139,6 +147,18 @@ class Channel:
         self.cursor.offset, self.cursor.seq = batch[-1][0], int(batch[-1][1].get("seq", 0))
         self.shipped += len(batch)
         self.cursor.save(self.run_dir, self.name)
+
+    def try_open(self) -> bool:
+        """Open a backend that could not open its run at the start; False (and a retry later) on failure."""
+        assert self.opener is not None
+        try:
+            self.ids = self.opener()
+        except Exception as exc:
+            self.failed("open", exc)
+            return False
+        self.opener = None
+        self.warn(f"the {self.name} backend opened its run late ({self.ids}); it is sent the whole run")
+        return True
 
     def failed(self, what: str, exc: BaseException) -> None:
         self.failures += 1
@@ -177,6 +197,12 @@ class Channel:
         """End the backend's run with `status`, also after it was set aside (nothing may be left RUNNING),
         and record the outcome in the cursor file for `runs sync` to see. A run closed without every event is
         marked incomplete in the backend."""
+        if self.opener is not None and not self.try_open():
+            # Its run never came to exist: nothing to close (nothing left RUNNING), `runs sync` makes it.
+            self.cursor.error = self.error
+            with contextlib.suppress(OSError):
+                self.cursor.save(self.run_dir, self.name)
+            return
         missing = self.missing()
         try:
             self.backend.mark_complete(missing)
@@ -198,4 +224,4 @@ class Channel:
 
     def report(self) -> dict[str, Any]:
         """What run.json records under backends.<name> (error None and missing None: it has everything)."""
-        return {"shipped_seq": self.cursor.seq, "error": self.error, "missing": self.missing()}
+        return {**self.ids, "shipped_seq": self.cursor.seq, "error": self.error, "missing": self.missing()}

@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import os
+import resource
 import signal
 import socket
 import sys
@@ -36,6 +37,10 @@ from runkit.tracking.delivery.pump import Pump
 from runkit.tracking.delivery.system_metrics import SystemSampler
 
 log = logging.getLogger(__name__)
+
+#: Most events handed to the backends in one round while the run lasts: a round of the slowest backend (W&B
+#: about 0.5 ms an event) stays well under a second, so a `close` never waits long for the one in progress.
+ROUND_EVENTS = 1000
 
 
 class ShipperProcess:
@@ -92,48 +97,93 @@ class ShipperProcess:
         self.queue.put(None)  # end of input: the trainer closed the pipe or died
 
     def open_backend(
-        self, name: str, spec: Any, record: dict[str, Any], options: dict[str, Any]
-    ) -> dict[str, Any]:
+        self, name: str, spec: Any, record: dict[str, Any], options: dict[str, Any], late: bool = False
+    ) -> tuple[dict[str, Any], Channel]:
+        """Open one backend's run: its ids and the Channel that feeds it.
+
+        `late`: a backend that is built but cannot open its run now (a server down) still gets a channel,
+        set aside, that opens the run at its next revisit (`tracking.revisit`): the backend catches up."""
         backend = build_backend(name, spec)
-        try:
-            ids = backend.open(run_info(self.run_dir, name, record)) or {}
-        except BackendError:
-            raise
-        except ImportError as exc:
-            raise BackendError(
-                f"the {name} backend needs a package that is not installed ({one_line(exc)}); "
-                f"install it with `pip install -e '.[{name}]'` or choose another tracker"
-            ) from exc
-        except Exception as exc:
-            raise BackendError(f"the {name} backend could not open its run: {one_line(exc)}") from exc
-        self.channels.append(
-            Channel(
+        revisit = float(options.get("revisit") or 0)
+
+        def channel(opener: Callable[[], dict[str, Any]] | None = None) -> Channel:
+            return Channel(
                 name,
                 backend,
                 self.run_dir.path,
                 options["retries"],
                 options["retry_backoff"],
                 self.warn,
-                float(options.get("revisit") or 0),
+                revisit,
+                opener,
             )
-        )
-        return ids
+
+        try:
+            ids = backend.open(run_info(self.run_dir, name, record)) or {}
+        except ImportError as exc:
+            raise BackendError(
+                f"the {name} backend needs a package that is not installed ({one_line(exc)}); "
+                f"install it with `pip install -e '.[{name}]'` or choose another tracker"
+            ) from exc
+        except Exception as exc:
+            if isinstance(exc, BackendError):
+                text = error_line(exc)
+            else:
+                text = f"the {name} backend could not open its run: {one_line(exc)}"
+            if not late or revisit <= 0:
+                raise BackendError(text) from exc
+            pending = channel(lambda: backend.open(run_info(self.run_dir, name, self.run_dir.read())) or {})
+            pending.error = pending.cursor.error = text
+            pending.next_try = time.monotonic() + revisit
+            log.error("could not open the %s backend; it is tried again in %gs", name, revisit, exc_info=exc)
+            self.warn(
+                f"{text}. The run goes on; {name} is tried again every {revisit:g}s and at the end, and "
+                f"`runs sync` can replay the run into {name} later."
+            )
+            return {"error": text}, pending
+        return ids, channel()
 
     def open_backends(self, specs: dict[str, Any], options: dict[str, Any], strict: bool) -> dict[str, Any]:
-        """Open every backend. Strict: the first failure closes those already open and raises. Otherwise a
-        backend that fails is set aside with a warning (training has started), its error in the reply."""
+        """Open every backend, several at once (each in a thread: one imports its library while another
+        waits for its helper process or its store), their channels in the configured order. Strict: a
+        failure closes those that did open and raises. Otherwise a backend that fails is set aside with a
+        warning (training has started), its error in the reply."""
         record = self.run_dir.read()
-        ids: dict[str, Any] = {}
-        for name, spec in specs.items():
+        outcomes: dict[str, tuple[dict[str, Any], Channel] | BaseException] = {}
+
+        def open_one(name: str, spec: Any) -> None:
             try:
-                ids[name] = self.open_backend(name, spec, record, options)
+                outcomes[name] = self.open_backend(name, spec, record, options, late=not strict)
             except Exception as exc:
+                outcomes[name] = exc
+
+        if len(specs) > 1:
+            threads = [
+                threading.Thread(target=open_one, args=item, name=f"open-{item[0]}", daemon=True)
+                for item in specs.items()
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        else:
+            for name, spec in specs.items():
+                open_one(name, spec)
+        ids: dict[str, Any] = {}
+        for name in specs:
+            outcome = outcomes.get(name)
+            if isinstance(outcome, tuple):
+                ids[name] = outcome[0]
+                self.channels.append(outcome[1])
+        for name in specs:
+            exc = outcomes.get(name) or RuntimeError(f"opening the {name} backend was interrupted")
+            if isinstance(exc, BaseException):
                 text = error_line(exc)
                 if strict:
                     for channel in self.channels:  # those that did open: nothing may be left RUNNING
                         channel.close(Status.FAILED)
                     raise BackendError(text) from exc
-                log.error("could not open the %s backend", name, exc_info=True)
+                log.error("could not open the %s backend", name, exc_info=exc)
                 self.open_errors[name] = text
                 ids[name] = {"error": text}
                 self.warn(
@@ -150,10 +200,37 @@ class ShipperProcess:
             return 0
         message = json.loads(init)
         options = options_with_defaults(message.get("options"))
-        if options["nice"] and hasattr(os, "nice"):
-            with contextlib.suppress(OSError):
-                os.nice(int(options["nice"]))  # also for the helper processes a backend starts (W&B's)
-        session_offset = int(message.get("session_offset") or 0)
+        # The run's part (opening the backends, following the log) runs in a thread at a lower CPU priority,
+        # and so do the helper processes a backend starts (W&B's); the end (the last events, closing every
+        # backend) runs here at this process's own: the trainer is waiting for it then.
+        outcome: list[Any] = []
+
+        def during_run() -> None:
+            lower_priority(int(options["nice"] or 0))
+            try:
+                outcome.append(self.during_run(message, options))
+            except BaseException as exc:
+                outcome.append(exc)
+
+        thread = threading.Thread(target=during_run, name="shipper-delivery")
+        thread.start()
+        thread.join()
+        result = outcome[0] if outcome else RuntimeError("the delivery thread ended without a result")
+        if isinstance(result, BaseException):
+            raise result
+        if isinstance(result, int):
+            return result
+        pump, status, ids = result
+        report = self.finish(pump, status, int(message.get("session_offset") or 0))
+        if status is None:  # the trainer died: recording the backends (ids too, if it died early) is ours
+            self.record_backends(report, ids)
+        self.reply({"closed": report})
+        self.release()
+        return 0
+
+    def during_run(self, message: dict[str, Any], options: dict[str, Any]) -> Any:
+        """Open the backends and feed them while the trainer runs: (pump, status, ids), or the exit code 1
+        when the backends could not be opened (the trainer has been told why)."""
         parent_pid = int(message.get("parent_pid") or os.getppid())
         try:
             ids = self.open_backends(
@@ -171,22 +248,23 @@ class ShipperProcess:
         pump = Pump(self.run_dir.events_file, self.channels, options["batch_events"])
         self.sampler = self.system_sampler(float(options["system_metrics_interval"] or 0))
         status = self.follow(pump, float(options["poll_interval"]), parent_pid)
-        report = self.finish(pump, status, session_offset)
-        if status is None:  # the trainer died: recording the backends (ids too, if it died early) is ours
-            self.record_backends(report, ids)
-        self.reply({"closed": report})
-        return 0
+        return pump, status, ids
 
     def follow(self, pump: Pump, poll: float, parent_pid: int) -> Status | None:
         """Feed the backends while the trainer runs; returns the status it asked to close with, or None
-        when it died (end of the pipe, or this process was re-parented: stdin may be held elsewhere)."""
+        when it died (end of the pipe, or this process was re-parented: stdin may be held elsewhere).
+
+        Rounds of at most ROUND_EVENTS events, one after another while the log is ahead (no pause), so the
+        backends keep pace with the run and a `close` waits for one short round at most."""
+        behind = False
         while True:
             try:
-                command = self.queue.get(timeout=poll)
+                command = self.queue.get_nowait() if behind else self.queue.get(timeout=poll)
             except Empty:
                 if os.getppid() != parent_pid:
                     return None
-                self.guarded(pump.pump)
+                read = self.guarded(lambda: pump.pump(ROUND_EVENTS))
+                behind = isinstance(read, int) and read >= ROUND_EVENTS
                 if self.sampler is not None and self.sampler.due():
                     self.guarded(self.sample_system)
                 continue
@@ -262,14 +340,38 @@ class ShipperProcess:
                 channel.backend.discard()
                 log.warning("%s did not take the system metrics: %s", channel.name, one_line(exc))
 
+    def release(self) -> None:
+        """After the last reply: let the backends' libraries end their helper processes (W&B's wandb-core),
+        so that this process exits at once and its CPU figure includes them."""
+        for channel in self.channels:
+            with contextlib.suppress(Exception):
+                channel.backend.release()
+        usage = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        log.info("shipper cpu %.2fs (with its helper processes)", sum(u.ru_utime + u.ru_stime for u in usage))
+
     @staticmethod
-    def guarded(step: Callable[[], Any]) -> None:
-        """A failure outside a backend (e.g. reading the log) must not stop the shipper closing them."""
+    def guarded(step: Callable[[], Any]) -> Any:
+        """A failure outside a backend (e.g. reading the log) must not stop the shipper closing them.
+        Returns what `step` returns (None after a failure)."""
         try:
-            step()
+            return step()
         except Exception:
             log.exception("the shipper hit an error; going on")
             time.sleep(0.5)
+            return None
+
+
+def lower_priority(nice: int) -> None:
+    """Lower the calling thread's CPU priority by `nice` (Linux: per thread, inherited by the threads and
+    processes it starts; elsewhere the whole process's, as os.nice does)."""
+    if nice <= 0:
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        if sys.platform.startswith("linux"):
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+        else:
+            os.nice(nice)
 
 
 def child_main(argv: list[str]) -> int:
@@ -284,8 +386,15 @@ def child_main(argv: list[str]) -> int:
     )
     child = ShipperProcess(RunDir(Path(argv[0])))
     try:
-        return child.run()
+        code = child.run()
     except Exception:
         log.exception("the shipper failed")
         child.reply({"error": f"the shipper failed; see {child.run_dir.path / LOG_FILE}"})
         return 1
+    # Every backend is closed and its library has let go of its helpers: nothing is left to write, and the
+    # interpreter's own teardown (the libraries' exit hooks: MLflow's telemetry, ...) would take a second.
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr, child.replies):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
