@@ -322,14 +322,19 @@ class TensorBoardBackend(Backend):
             self._add(Event(wall_time=time.time(), step=0, summary=Summary(value=[value])))
 
     def _experiment(self) -> None:
-        """The HParams experiment: which params are columns (the swept ones and the sweep first, the others
-        after them) and which metrics (the monitored metric's best value, the test metrics, log_hparams')."""
+        """The HParams experiment: which params are columns (the swept ones and the sweep first, then the
+        other science knobs; plumbing such as paths or tracking settings is left out, so the table compares
+        what was varied) and which metrics (the monitored metric's best value, the test metrics,
+        log_hparams')."""
         from tensorboard.compat.proto.event_pb2 import Event
         from tensorboard.compat.proto.summary_pb2 import Summary
         from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 
+        from runkit.repro.config_keys import is_plumbing
+
         kinds = {bool: api_pb2.DATA_TYPE_BOOL, str: api_pb2.DATA_TYPE_STRING}
-        order = [*self._first, *sorted(k for k in self._params if k not in self._first)]
+        rest = sorted(k for k in self._params if k not in self._first and not is_plumbing(k))
+        order = [*self._first, *rest]
         infos = [
             api_pb2.HParamInfo(
                 name=key,
