@@ -35,6 +35,7 @@ def sweep(launcher: list[str], jobs: int, args: argparse.Namespace, runs: Path) 
         f"seed={seeds}",
         f"epochs={args.epochs}",
         f"data.n_samples={args.samples}",
+        f"batch_size={args.batch_size}",
         "tracker=local",
         *launcher,
     ]
@@ -50,6 +51,14 @@ def sweep(launcher: list[str], jobs: int, args: argparse.Namespace, runs: Path) 
     [sweep_json] = runs.glob("sweeps/*/sweep.json")
     record = json.loads(sweep_json.read_text())
     assert record["counts"] == {"completed": jobs}, record["counts"]
+    threads = sorted(
+        {
+            json.loads(p.read_text()).get("torch", {}).get("num_threads")
+            for p in runs.glob("sweeps/*/*/environment.json")
+        },
+        key=str,
+    )
+    print(f"    torch threads per job: {', '.join(map(str, threads))}", flush=True)
     return elapsed
 
 
@@ -61,6 +70,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--samples", type=int, default=8192)
+    parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=0, help="OMP/MKL threads per process (0: default)")
     parser.add_argument("--repeats", type=int, default=2, help="best of N timings per launcher")
     args = parser.parse_args()

@@ -21,28 +21,48 @@ line: {"seq", "time", "type": "metrics", "step", "data": {name: value}}.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import itertools
 import json
-import logging
 import mmap
 import os
 import struct
 import sys
 import threading
 import time
-from binascii import Error as Base64Error
-from binascii import a2b_base64, b2a_base64
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from binascii import b2a_base64
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Literal, TypedDict, cast
+from typing import Any
 
-EVENTS_FILE = "events.jsonl"
+from runkit.storage.event_file import (
+    EVENTS_FILE,
+    _recover_end,
+    _write_at,
+    content_end,
+    log_size,
+)
+from runkit.storage.event_reader import (
+    Damage,
+    decode,
+    last_seq,
+    read_events,
+    scan_damage,
+)
+from runkit.storage.event_types import (
+    ArtifactData,
+    DatasetData,
+    Event,
+    EventType,
+    HParamsData,
+    ImageData,
+    ResumeData,
+    StatusData,
+    TableData,
+)
+
 WINDOW = 1 << 19  # bytes mapped (and reserved on disk) at a time
 _MADV_POPULATE_WRITE = 23  # Linux 5.14+: fault a range in, writable, in one call
-_READ_CHUNK = 1 << 16
 _time = time.time
 # Without a GIL (free-threaded builds) a map's write is no longer atomic: such builds take the locked path.
 _HAS_GIL = getattr(sys, "_is_gil_enabled", lambda: True)()
@@ -51,92 +71,6 @@ _dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
 # %-formatted bytes, not an f-string, whose doubled braces would be Jinja syntax in this template.
 _METRICS_HEAD = b'{"seq":%d,"type":"metrics","step":%d,"names":'
 _METRICS_TAIL = b',"f64":"%s"}\n'
-
-# --- what a line holds -------------------------------------------------------------------------------------
-#: The kinds of event the kit writes. Readers dispatch on this field (the shipper hands each kind to its own
-#: backend method); a kind they do not know is skipped, so a newer kit's log still reads.
-EventType = Literal[
-    "params", "metrics", "tags", "artifact", "status", "resume", "image", "table", "hparams", "dataset"
-]
-
-
-class Event(TypedDict):
-    """One decoded line, as `read_events` yields it (a packed metrics line reads like any other).
-
-    A TypedDict rather than a class: the reader builds millions of these, and a plain dict from `json.loads`
-    costs nothing more to type. Readers still use `.get` on `step` and `data`: a line written by hand or
-    by an older kit may leave them out.
-    """
-
-    seq: int
-    time: float  # wall time when it was logged (seconds since the epoch)
-    type: EventType
-    step: int | None  # the global step (None: not tied to a step, e.g. params and tags)
-    data: dict[str, Any]  # metrics: {name: float}; params and tags: {key: value}; see below for the rest
-
-
-class ArtifactData(TypedDict, total=False):
-    """`data` of an `artifact` event: a file inside the run directory."""
-
-    path: str  # relative to the run directory
-    kind: str  # "checkpoint", "figure", "text", "git-diff", "file", ...
-    name: str
-    aliases: list[str]  # checkpoints only: "last", "best"
-
-
-class StatusData(TypedDict, total=False):
-    """`data` of a `status` event: how the session ended (a `storage.status.Status` value)."""
-
-    status: str
-    error: str | None  # the last line of the error, when it failed
-
-
-class ImageData(TypedDict, total=False):
-    """`data` of an `image` event: a PNG file in the run directory (media/<name>[-<step>].png)."""
-
-    path: str  # relative to the run directory
-    name: str
-    width: int
-    height: int
-
-
-class TableData(TypedDict, total=False):
-    """`data` of a `table` event: rows saved as CSV in the run directory (media/<name>[-<step>].csv)."""
-
-    path: str  # relative to the run directory
-    name: str
-    columns: list[str]
-    rows: int  # how many rows the file holds
-
-
-class HParamsData(TypedDict, total=False):
-    """`data` of an `hparams` event: the run's final comparison, the parameters it is compared by and the
-    metrics it is judged by (both flat {name: value})."""
-
-    params: dict[str, Any]
-    metrics: dict[str, float]
-
-
-class DatasetData(TypedDict, total=False):
-    """`data` of a `dataset` event: what the run trained on (runkit.repro.dataset.describe), also saved as
-    dataset.json."""
-
-    path: str  # dataset.json, relative to the run directory
-    name: str
-    source: str
-    fingerprint: str  # a content hash of the tensors: two runs on different data never share it
-    splits: dict[str, int]  # split -> number of samples
-    classes: dict[str, dict[str, int]]  # split -> class -> count
-    features: list[int]  # the shape of one sample
-
-
-class ResumeData(TypedDict, total=False):
-    """`data` of a `resume` event: where a resumed session takes over; later metrics for steps after
-    `from_step` supersede what the interrupted session logged."""
-
-    from_step: int | None
-    from_epoch: int | None
-    session: int
 
 
 class EventWriter:
@@ -279,58 +213,6 @@ def _reserve(fd: int, size: int) -> None:
     os.ftruncate(fd, size)
 
 
-def _recover_end(fd: int) -> int:
-    """Drop a NUL tail left by a writer that was killed, end a cut last line, and return the log's end."""
-    size = os.fstat(fd).st_size
-    end = content_end(fd, size)
-    if end < size:
-        os.ftruncate(fd, end)
-    if end and _read_at(fd, 1, end - 1) != b"\n":
-        _write_at(fd, b"\n", end)  # the cut line stays unreadable; the events after it do not
-        end += 1
-    return end
-
-
-def content_end(fd: int, size: int, stop: int = 0) -> int:
-    """The offset just past the last byte that is not NUL (the end of what a writer has stored), looking
-    back from `size` no further than `stop`."""
-    end = size
-    while end > stop:
-        start = max(stop, end - _READ_CHUNK)
-        kept = len(_read_at(fd, end - start, start).rstrip(b"\0"))
-        if kept:
-            return start + kept
-        end = start
-    return stop
-
-
-def _read_at(fd: int, size: int, offset: int) -> bytes:
-    if hasattr(os, "pread"):
-        return os.pread(fd, size, offset)
-    os.lseek(fd, offset, os.SEEK_SET)  # Windows
-    return os.read(fd, size)
-
-
-def _write_at(fd: int, data: bytes, offset: int) -> None:
-    if hasattr(os, "pwrite"):
-        os.pwrite(fd, data, offset)
-    else:  # Windows
-        os.lseek(fd, offset, os.SEEK_SET)
-        os.write(fd, data)
-
-
-def log_size(path: Path) -> int:
-    """The size of a log's content (the file may be longer while a writer has it mapped)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-    except FileNotFoundError:
-        return 0
-    try:
-        return content_end(fd, os.fstat(fd).st_size)
-    finally:
-        os.close(fd)
-
-
 def _not_numbers(names: tuple[str, ...], values: Iterable[Any]) -> str:
     bad = []
     for name, value in zip(names, values, strict=False):
@@ -341,189 +223,25 @@ def _not_numbers(names: tuple[str, ...], values: Iterable[Any]) -> str:
     return "metric values must be numbers: " + (", ".join(bad) or "one value per name")
 
 
-def decode(raw: bytes) -> Event | None:
-    """One line as an event (None for a damaged line)."""
-    try:
-        event = json.loads(raw)
-        if not isinstance(event, dict):
-            return None
-        packed = event.get("f64")
-        if packed is None:
-            return cast(Event, event)  # what a writer wrote; consumers check the fields they use
-        names = event["names"]
-        values = struct.unpack(f"<{len(names) + 1}d", a2b_base64(packed))
-        data = dict(zip(names, values[1:], strict=True))
-        return {
-            "seq": event["seq"],
-            "time": values[0],
-            "type": "metrics",
-            "step": event["step"],
-            "data": data,
-        }
-    except (ValueError, KeyError, TypeError, struct.error, Base64Error):
-        return None
-
-
-@dataclass(frozen=True)
-class Damage:
-    """A part of events.jsonl that cannot be read: NUL bytes inside the log (a disk or file system that lost
-    blocks), an unreadable line, or `seq` numbers missing from it. `start`/`end` are byte offsets (equal for a
-    gap with no bytes to show); `seqs` is the range of sequence numbers lost there, when known."""
-
-    path: str
-    kind: str  # "nul bytes", "unreadable line" or "missing events"
-    start: int
-    end: int
-    seqs: tuple[int, int] | None = None
-
-    def describe(self) -> str:
-        where = f"bytes {self.start}-{self.end}" if self.end > self.start else f"offset {self.start}"
-        lost = ""
-        if self.seqs is not None:
-            first, last = self.seqs
-            lost = f", events seq {first}" + (f"-{last}" if last != first else "") + " lost"
-        return f"{self.path}: {self.kind} at {where}{lost}"
-
-
-_reported: set[tuple[str, int]] = set()
-
-
-def _warn_damage(damage: Damage) -> None:
-    """The default report: one warning per damaged place and process (the shipper reads a log many times)."""
-    key = (damage.path, damage.start)
-    if key in _reported:
-        return
-    _reported.add(key)
-    logging.getLogger(__name__).warning(
-        "damaged event log, skipped: %s (the events after it are still read; `runs show` lists the damage)",
-        damage.describe(),
-    )
-
-
-def read_events(
-    path: Path, offset: int = 0, on_damage: Callable[[Damage], None] | None = None
-) -> Iterator[tuple[int, Event]]:
-    """Yield (end offset, event) for each complete line from `offset` on.
-
-    The log ends at a NUL byte followed by nothing but NUL bytes (the unwritten part of a writer's window) or
-    at a last line without its newline: a write still in progress (or cut by a crash) is not yielded, so a
-    reader that resumes from the last offset it saw picks it up once it is whole. Damage inside the log (NUL
-    bytes with content after them, an unreadable line) is skipped and reported to `on_damage` (by default
-    one warning per place); the rest of the log is still read.
-    """
-    report = on_damage or _warn_damage
-    name = str(path)
-    with open(path, "rb") as f:
-        fd = f.fileno()
-        base, buf = offset, b""  # buf holds the log's bytes from file offset `base` on
-        while True:
-            chunk = _read_at(fd, _READ_CHUNK, base + len(buf))
-            if not chunk:
-                return
-            buf += chunk
-            start = 0
-            first_nul = buf.find(b"\0")  # once per chunk: most chunks have none
-            while True:
-                nl = buf.find(b"\n", start)
-                nul = first_nul if 0 <= first_nul < (nl if nl >= 0 else len(buf)) else -1
-                if nul >= 0:
-                    at = base + nul
-                    resume = _past_nul(fd, at)
-                    if resume is None:  # nothing but NUL from here: the end of the log
-                        return
-                    if resume > at:  # not a race with the writer: damage, from the line's start on
-                        report(Damage(name, "nul bytes", base + start, resume))
-                    base, buf = (resume if resume > at else base + start), b""
-                    break
-                if nl < 0:
-                    base, buf = base + start, buf[start:]
-                    break
-                raw = buf[start:nl]
-                line_start, start = base + start, nl + 1
-                event = decode(raw)
-                if event is not None:
-                    yield base + start, event
-                elif raw.strip():
-                    report(Damage(name, "unreadable line", line_start, base + start))
-
-
-def _past_nul(fd: int, at: int) -> int | None:
-    """Where reading goes on after a NUL byte at offset `at`: None when only NUL bytes follow (a writer's
-    unwritten window: the end of the log), `at` when the byte has been written meanwhile (a reader that raced
-    the writer reads it again), else the start of the first whole line after the NUL bytes."""
-    pos = at
-    while True:
-        block = _read_at(fd, _READ_CHUNK, pos)
-        if not block:
-            return None
-        kept = block.lstrip(b"\0")
-        if kept:
-            break
-        pos += len(block)
-    if _read_at(fd, 1, at) != b"\0":
-        return at
-    first = pos + len(block) - len(kept)
-    if kept.startswith(b'{"seq"'):
-        return first
-    while True:  # the NUL bytes ended inside a line: its rest is lost too
-        nl = kept.find(b"\n")
-        if nl >= 0:
-            return first + nl + 1
-        first += len(kept)
-        kept = _read_at(fd, _READ_CHUNK, first)
-        if not kept:
-            return first
-
-
-def scan_damage(path: Path) -> list[Damage]:
-    """Every damaged place of a log (byte ranges, with the `seq` numbers lost there) and every other gap in
-    `seq`, in file order; [] for a whole log (or none). What `runs show` reports."""
-    found: list[Damage] = []
-    seqs: list[tuple[int, int]] = []  # (seq, end offset of its line)
-    try:
-        for end, event in read_events(path, 0, found.append):
-            with contextlib.suppress(TypeError, ValueError):
-                seqs.append((int(event["seq"]), end))
-    except FileNotFoundError:
-        return []
-    seen = {seq for seq, _ in seqs}
-    top = max(seen, default=0)
-    missing = sorted(set(range(1, top + 1)) - seen)
-    gaps: list[tuple[int, int]] = []
-    for seq in missing:
-        if gaps and gaps[-1][1] == seq - 1:
-            gaps[-1] = (gaps[-1][0], seq)
-        else:
-            gaps.append((seq, seq))
-    by_seq = dict(seqs)
-    out: list[Damage] = []
-    for damage in found:  # the gap that begins just after the last line before the damage is its loss
-        before = max((seq for seq, end in seqs if end <= damage.start), default=0)
-        gap = next((g for g in gaps if g[0] == before + 1), None)
-        if gap is not None:
-            gaps.remove(gap)
-        out.append(Damage(damage.path, damage.kind, damage.start, damage.end, gap))
-    for first, last in gaps:
-        offset = by_seq.get(first - 1, 0)
-        out.append(Damage(str(path), "missing events", offset, offset, (first, last)))
-    return sorted(out, key=lambda d: d.start)
-
-
-def last_seq(path: Path, end: int | None = None) -> int:
-    """The highest sequence number in an existing log (0 for none), read from its tail only (the highest,
-    not the last: lines logged by two threads at once may be out of order)."""
-    try:
-        with open(path, "rb") as f:
-            if end is None:
-                end = content_end(f.fileno(), os.fstat(f.fileno()).st_size)
-            f.seek(max(0, end - 65536))
-            lines = f.read(end - f.tell()).splitlines()
-    except FileNotFoundError:
-        return 0
-    seqs = []
-    for raw in lines:
-        try:
-            seqs.append(int(json.loads(raw)["seq"]))
-        except (ValueError, KeyError, TypeError):
-            continue
-    return max(seqs, default=0)
+# What this module has always offered, wherever it is defined now.
+__all__ = [
+    "ArtifactData",
+    "Damage",
+    "DatasetData",
+    "EVENTS_FILE",
+    "Event",
+    "EventType",
+    "EventWriter",
+    "HParamsData",
+    "ImageData",
+    "ResumeData",
+    "StatusData",
+    "TableData",
+    "WINDOW",
+    "content_end",
+    "decode",
+    "last_seq",
+    "log_size",
+    "read_events",
+    "scan_damage",
+]

@@ -33,6 +33,7 @@ from runkit.storage.run_dir import id_from_name
 from runkit.storage.status import Preempted, Status
 from runkit.sweeps.records import JobRecord, completed_job, request_stop, resolve_sweep_dir, stop_reason
 from runkit.sweeps.resolvers import register_resolvers
+from runkit.sweeps.threads import set_job_threads
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,7 @@ def run_sweep_job(cfg: DictConfig, ctx: HydraContext, train: Callable[[DictConfi
         return FAILED
 
     record.write()
+    set_job_threads()  # a joblib job's share of the cores (torch threads), unless OMP_NUM_THREADS says
     try:
         value = train(cfg)
     except UserError as exc:

@@ -13,10 +13,7 @@ import logging
 import os
 import shutil
 import signal
-import socket
-import sys
 import threading
-import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -29,7 +26,19 @@ from runkit.storage.layout import DATASET_FILE, HISTORY_FILE, MEDIA_DIR
 from runkit.storage.liveness import HEARTBEAT_SECONDS
 from runkit.storage.run_dir import RunDir
 from runkit.storage.run_lock import RunLock
-from runkit.storage.status import Preempted, Status, status_for_exception
+from runkit.storage.status import Status, status_for_exception
+from runkit.tracking.run_files import (
+    _append_history,
+    _cut_history,
+    _last_line,
+    _media_name,
+    _plain,
+    base_record,
+)
+from runkit.tracking.run_files import (
+    _now as _now,
+)
+from runkit.tracking.stopping import SignalHandling, _StopWaiting, say_ending
 from runkit.tracking.summary import Summary
 
 if TYPE_CHECKING:
@@ -46,15 +55,7 @@ class DiskFullError(UserError):
     """The run's end could not be written in full: the one line says what was kept and how to settle it."""
 
 
-class _StopWaiting(Exception):  # noqa: N818 - a signal, not an error
-    """A second Ctrl-C (or SIGTERM) while finish() waits for the backends: stop waiting."""
-
-
-def _now() -> float:
-    return time.time()
-
-
-class ExperimentTracker:
+class ExperimentTracker(SignalHandling):
     """Logs params, metrics, artifacts and status of one run to its run directory and every chosen backend.
 
     Use it as a context manager so the final status follows from how the block ends:
@@ -368,25 +369,7 @@ class ExperimentTracker:
             # torchrun sends a SIGTERM to the ranks left when one fails: it must not cut this ending short.
             self._defer_sigterm()
             status, error = resolve_ending(self.path, self._distributed.world_size, exc, status, error)
-        if status is Status.FAILED:
-            log.error(
-                "run %s failed: %s (traceback in %s)",
-                self.run_id,
-                _last_line(error),
-                self.path / "traceback.txt",
-            )
-        elif status is Status.CRASHED:
-            log.error("run %s crashed: %s", self.run_id, error)
-        elif status in (Status.ABORTED, Status.PREEMPTED):
-            # One line that says what happened and how to go on, instead of a traceback.
-            reason = str(exc) or type(exc).__name__
-            log.warning(
-                "run %s %s (%s); continue it with: python train.py resume=%s",
-                self.run_id,
-                status.value,
-                reason,
-                self.run_id,
-            )
+        say_ending(self.run_id, self.path, status, exc, error)
         self.finish(status, error)
 
     # --- internals ---------------------------------------------------------------------------------------
@@ -408,246 +391,15 @@ class ExperimentTracker:
             self._log_handler.close()
             self._log_handler = None
 
-    def _install_signal_handlers(self) -> None:
-        # Signals can only be handled in the main thread; elsewhere (e.g. a launcher's worker thread) the
-        # process keeps its own handling and the shipper still finalises the run if the process dies.
-        if threading.current_thread() is not threading.main_thread():
-            return
 
-        def on_sigterm(signum: int, frame: Any) -> None:
-            raise Preempted(f"received signal {signum}")
+# The tracker of the other ranks builds on ExperimentTracker: imported once it is defined.
+from runkit.tracking.peer import PeerTracker  # noqa: E402
 
-        self._old_signals[signal.SIGTERM] = signal.signal(signal.SIGTERM, on_sigterm)
-
-    def _shield_ending(self) -> None:
-        """Once finish() has begun the run's status is decided: Ctrl-C and SIGTERM no longer change it (a
-        signal there used to leave one status in the log, another in run.json, a third in a backend). The
-        first one says what is going on; another while waiting for the backends stops the wait (the shipper,
-        in its own session, finishes them with the same status)."""
-        if threading.current_thread() is not threading.main_thread():
-            return
-        seen: list[int] = []
-
-        def on_signal(signum: int, frame: Any) -> None:
-            if seen and self._waiting:
-                raise _StopWaiting
-            seen.append(signum)
-            log.warning(
-                "the run is ending and its status is recorded; sending the rest to the backends (press "
-                "Ctrl-C again to stop waiting for them)"
-            )
-
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            current = signal.getsignal(signum)
-            if current is signal.SIG_IGN:
-                continue
-            previous = signal.signal(signum, on_signal)
-            self._old_signals.setdefault(signum, previous)
-
-    def _defer_sigterm(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-        previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
-        self._old_signals.setdefault(signal.SIGTERM, previous)
-
-    def _restore_signal_handlers(self) -> None:
-        for signum, handler in self._old_signals.items():
-            signal.signal(signum, handler)
-        self._old_signals.clear()
-
-
-class PeerTracker(ExperimentTracker):
-    """The tracker of a rank other than 0 in a multi-process run: the same API, and nothing is written.
-
-    The run (its directory, run.json, events.jsonl, the backends) belongs to rank 0. This rank only says how
-    it is doing in `ranks/<rank>.json` (runkit.distributed.rank_session), which is how its failure, its death
-    or its preemption reaches the run.
-    """
-
-    is_writer = False
-
-    def __init__(
-        self,
-        run_dir: RunDir,
-        run_id: str,
-        name: str,
-        distributed: Distributed,
-        monitor: str | None,
-        mode: str = "max",
-    ) -> None:
-        # No EventWriter, no lock, no heartbeat: nothing of the run is opened here.
-        self.run_dir = run_dir
-        self.run_id = run_id
-        self.name = name
-        self.summary = Summary(monitor, mode)
-        self._distributed = None  # rank 0 resolves the run's ending; this rank only reports its own
-        self._peer: Distributed = distributed
-        self._finished = False
-        self._step = 0
-        self._session: Any = None
-        self._old_signals = {}
-
-    @property
-    def backends(self) -> dict[str, Any]:
-        return {}
-
-    def log_params(self, params: Mapping[str, Any]) -> None:
-        return None
-
-    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
-        self._step = int(step) if step is not None else self._step + 1
-
-    def set_tags(self, tags: Iterable[str] | Mapping[str, Any]) -> None:
-        return None
-
-    def log_artifact(self, path: str | Path, kind: str = "file", name: str | None = None) -> Path:
-        return Path(path)
-
-    def log_checkpoint(
-        self, path: str | Path, aliases: Iterable[str] = ("last",), step: int | None = None
-    ) -> None:
-        return None
-
-    def log_figure(self, figure: Any, name: str, step: int | None = None) -> Path:
-        return self.run_dir.figures / f"{name}.png"
-
-    def log_text(self, text: str, name: str) -> Path:
-        return self.run_dir.artifacts / (name if Path(name).suffix else f"{name}.txt")
-
-    def log_image(self, image: Any, name: str, step: int | None = None) -> Path:
-        return self.run_dir.path / MEDIA_DIR / _media_name(name, step, ".png")
-
-    def log_table(
-        self, data: Any, name: str, columns: Iterable[str] | None = None, step: int | None = None
-    ) -> Path:
-        return self.run_dir.path / MEDIA_DIR / _media_name(name, step, ".csv")
-
-    def log_hparams(self, params: Mapping[str, Any], metrics: Mapping[str, Any]) -> None:
-        return None
-
-    def log_dataset(self, info: Mapping[str, Any]) -> Path:
-        return self.run_dir.path / DATASET_FILE
-
-    def log_epoch(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
-        self.log_metrics(metrics, step)
-
-    def mark_resume(self, from_step: int, from_epoch: int, session: int) -> None:
-        return None
-
-    def attach_delivery(self, shipper: Any) -> None:
-        return None
-
-    def update_record(self, **fields: Any) -> dict[str, Any]:
-        return {}
-
-    def _write_summary(self) -> None:
-        return None
-
-    def begin(self) -> None:
-        from runkit.distributed import rank_session
-
-        self._install_signal_handlers()
-        self._session = rank_session(self._peer, self.path)
-        self._session.__enter__()
-
-    def finish(self, status: Status | str = Status.COMPLETED, error: str | None = None) -> None:
-        if self._finished:
-            return
-        self._finished = True
-        self._restore_signal_handlers()
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        try:
-            if self._session is not None:
-                session, self._session = self._session, None
-                if exc is None:
-                    session.__exit__(None, None, None)
-                else:
-                    # rank_session records the failure and re-raises it: the `with` block re-raises anyway.
-                    with contextlib.suppress(BaseException):
-                        session.__exit__(exc_type, exc, tb)
-        finally:
-            self.finish()
-
-
-def _media_name(name: str, step: int | None, suffix: str) -> str:
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name)) or "media"
-    return f"{safe}-{step}{suffix}" if step is not None else f"{safe}{suffix}"
-
-
-def _plain(value: Any) -> Any:
-    """A NumPy scalar or 0-d tensor as a Python number (for history.csv)."""
-    return value.item() if hasattr(value, "item") and callable(value.item) else value
-
-
-def _append_history(path: Path, row: dict[str, Any]) -> None:
-    """One row of history.csv; a new column (a metric first logged later) rewrites the file with it."""
-    import csv
-
-    columns: list[str] = []
-    rows: list[dict[str, Any]] = []
-    if path.is_file():
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            columns = list(reader.fieldnames or [])
-            if not set(row) <= set(columns):
-                rows = list(reader)
-    if columns and set(row) <= set(columns):
-        with open(path, "a", newline="", encoding="utf-8") as f:
-            csv.DictWriter(f, columns).writerow(row)
-        return
-    columns = list(dict.fromkeys([*columns, *row]))
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, columns)
-        writer.writeheader()
-        writer.writerows([*rows, row])
-
-
-def _cut_history(path: Path, from_step: int) -> None:
-    """A resumed session continues at `from_step`: rows the earlier session logged after it go."""
-    import csv
-
-    if not path.is_file():
-        return
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        columns = list(reader.fieldnames or [])
-        rows = list(reader)
-    kept = [r for r in rows if _number(r.get("step")) <= from_step]
-    if len(kept) < len(rows):
-        with open(path, "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, columns)
-            writer.writeheader()
-            writer.writerows(kept)
-
-
-def _number(text: Any) -> float:
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        return float("inf")
-
-
-def _last_line(error: str | None) -> str | None:
-    if not error:
-        return None
-    lines = [line for line in error.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else None
-
-
-def base_record(run_id: str, name: str, tags: list[str]) -> dict[str, Any]:
-    """The fields of run.json that every run has from its first instant."""
-    now = _now()
-    return {
-        "id": run_id,
-        "name": name,
-        "tags": tags,
-        "status": Status.RUNNING.value,
-        "start_time": now,
-        "heartbeat": now,
-        "end_time": None,
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-        "argv": sys.argv,
-        "backends": {},
-    }
+# What this module has always offered, wherever it is defined now.
+__all__ = [
+    "PeerTracker",
+    "DiskFullError",
+    "ExperimentTracker",
+    "NO_SPACE",
+    "base_record",
+]

@@ -146,6 +146,11 @@ class Backend(ABC):
         """A call of this batch (or flush) failed: drop what was gathered; the batch comes again."""
         return None
 
+    def release(self) -> None:
+        """The shipper is done with every run: let go of what the library keeps for the whole process (W&B's
+        helper process), so the process can end at once. Called once, after close()."""
+        return None
+
     def mark_complete(self, missing: str | None) -> None:
         """Called before close(): `missing` says what the backend's run lacks of the log (one line with the
         command that completes it), None when it has everything (e.g. after `runs sync` completed it). A

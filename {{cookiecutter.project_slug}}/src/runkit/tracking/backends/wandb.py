@@ -27,6 +27,10 @@ from runkit.storage.events import ArtifactData, DatasetData, HParamsData, ImageD
 from runkit.storage.status import Status
 from runkit.tracking.backends import native
 from runkit.tracking.backends.base import Backend, BackendError, RunInfo, SweepInfo, require_package
+from runkit.tracking.backends.wandb_files import (
+    first_missing,
+    held_rows,
+)
 
 # Our final status -> the run's exit code (W&B shows 255 as killed).
 EXIT_CODES: dict[str, int] = {
@@ -257,6 +261,12 @@ class WandbBackend(Backend):
                 os.environ[variable] = value
         self._saved_env.clear()
 
+    def release(self) -> None:
+        # W&B's service process (wandb-core) lives until the process that started it ends it: end it now, and
+        # wait for it, rather than in an exit hook.
+        if self._wandb is not None:
+            self._wandb.teardown()
+
     def open_sweep(self, sweep: SweepInfo) -> dict[str, Any]:
         # A sweep is a W&B group: every job's run joins it (see open).
         return {"group": f"sweep-{sweep.sweep_id}"}
@@ -332,87 +342,6 @@ class WandbBackend(Backend):
         self._run.log_artifact(artifact, aliases=aliases)
 
 
-def held_rows(wandb_dir: Path, run_id: str) -> dict[int, set[str]]:
-    """{global_step: metric names} of every history row in the run files of W&B run `run_id` under
-    `wandb_dir` (every session: offline-run-*-<id>/run-<id>.wandb, or run-*-<id>/ online)."""
-    held: dict[int, set[str]] = {}
-    for path in sorted(wandb_dir.glob(f"*run-*-{run_id}/run-{run_id}.wandb")):
-        for row in _history_rows(path):
-            step = row.get("global_step")
-            if isinstance(step, (int, float)):
-                held.setdefault(int(step), set()).update(row)
-    return held
-
-
-def first_missing(events_file: Path, end: int, held: dict[int, set[str]]) -> tuple[int, int] | None:
-    """(offset, seq) just before the first metrics event of the log's first `end` bytes whose step has no
-    row in `held` (None: it holds them all). Judged by step, not by name: a row holds what the adapter made
-    of the event's metrics, which need not be their names in the log."""
-    from runkit.storage.events import read_events
-
-    before = (0, 0)
-    for offset, event in read_events(events_file):
-        if offset > end:
-            break
-        if event.get("type") == "metrics" and int(event.get("step") or 0) not in held:
-            return before
-        before = (offset, int(event.get("seq") or 0))
-    return None
-
-
-_BLOCK, _HEADER = 32768, 7
-
-
-def _history_rows(path: Path) -> list[dict[str, Any]]:
-    """The history rows of one W&B run file (a LevelDB-style log of protobuf records), up to the first
-    damaged or cut record (a writer killed mid-record)."""
-    import json
-    import struct
-    import zlib
-
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return []
-    rows: list[dict[str, Any]] = []
-    pos, pending = _HEADER, b""
-    if data[:4] != b":W&B":
-        return rows
-    while pos + _HEADER <= len(data):
-        left = _BLOCK - pos % _BLOCK
-        if left < _HEADER:  # a block's trailer
-            pos += left
-            continue
-        crc, length, kind = struct.unpack("<IHB", data[pos : pos + _HEADER])
-        if kind == 0 and length == 0:  # zero padding
-            pos += left
-            continue
-        chunk = data[pos + _HEADER : pos + _HEADER + length]
-        if len(chunk) < length or zlib.crc32(bytes([kind]) + chunk) & 0xFFFFFFFF != crc:
-            break  # cut or damaged: what follows is not trusted
-        pos += _HEADER + length
-        if kind in (2, 3):  # FIRST, MIDDLE
-            pending += chunk
-            continue
-        payload, pending = pending + chunk, b""
-        record = pb.Record()  # type: ignore[attr-defined]
-        try:
-            record.ParseFromString(payload)
-        except Exception:
-            break
-        if record.WhichOneof("record_type") == "history":
-            row: dict[str, Any] = {}
-            for item in record.history.item:
-                try:
-                    row[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
-                except ValueError:
-                    continue
-            rows.append(row)
-    return rows
-
-
 def _git_settings(src: dict[str, Any]) -> dict[str, str]:
     """The run's git commit and remote as W&B settings (W&B would read the shipper's working tree)."""
     fields = (("git_commit", src.get("commit")), ("git_remote_url", src.get("remote")))
@@ -438,3 +367,13 @@ def _has_api_key() -> bool:
         return netrc.netrc(os.environ.get("NETRC")).authenticators(host) is not None
     except (FileNotFoundError, netrc.NetrcParseError, OSError):
         return False
+
+
+# What this module has always offered, wherever it is defined now.
+__all__ = [
+    "EXIT_CODES",
+    "MODES",
+    "WandbBackend",
+    "first_missing",
+    "held_rows",
+]

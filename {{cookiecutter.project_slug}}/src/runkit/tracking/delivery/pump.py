@@ -24,14 +24,17 @@ class Pump:
         self.channels = channels
         self.batch_events = int(batch_events)
 
-    def pump(self) -> int:
-        """One round: returns how many events were read (0: every due channel is at the end of the log)."""
+    def pump(self, limit: int | None = None) -> int:
+        """One round of at most `limit` events (default: batch_events): returns how many were read (0: every
+        due channel is at the end of the log)."""
         now = time.monotonic()
         due = [c for c in self.channels if c.due(now)]
         if not due or not self.events_file.exists():
             return 0
         start = min(c.cursor.offset for c in due)
-        events = list(islice(read_events(self.events_file, start), self.batch_events))
+        events = list(
+            islice(read_events(self.events_file, start), min(limit or self.batch_events, self.batch_events))
+        )
         for channel in due:
             channel.feed(events)
         return len(events)
