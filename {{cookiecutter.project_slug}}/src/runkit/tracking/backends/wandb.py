@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import sys
@@ -31,6 +32,8 @@ from runkit.tracking.backends.wandb_files import (
     first_missing,
     held_rows,
 )
+
+log = logging.getLogger(__name__)
 
 # Our final status -> the run's exit code (W&B shows 255 as killed).
 EXIT_CODES: dict[str, int] = {
@@ -125,7 +128,8 @@ class WandbBackend(Backend):
         # W&B records the program and its args from this process (the shipper): the trainer's instead.
         argv, sys.argv = sys.argv, [native.PROGRAM, *native.overrides(run)]
         try:
-            self._run = wandb.init(
+            self._run = _init_when_free(
+                wandb,
                 project=self.project,
                 entity=self.entity or None,
                 mode=self.mode,
@@ -377,3 +381,18 @@ __all__ = [
     "first_missing",
     "held_rows",
 ]
+
+
+def _init_when_free(wandb: Any, **kwargs: Any) -> Any:
+    """`wandb.init`, waiting (up to a minute) while W&B says the run id is in use: the helper process
+    (wandb-core) of a session that was just killed still holds the run until it notices its parent is gone,
+    and a `runs sync` or a resume started right after the kill must not fail on it."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return wandb.init(**kwargs)
+        except Exception as exc:
+            if "in use" not in str(exc) or time.monotonic() > deadline:
+                raise
+            log.info("W&B says run %s is in use (a helper of a killed session?); waiting", kwargs.get("id"))
+            time.sleep(1)
