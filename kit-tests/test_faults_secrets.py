@@ -85,3 +85,13 @@ def test_a_secret_override_is_recorded_nowhere(tmp_path):
     db = ids["tracking_uri"][len("sqlite:///") :]
     with open(db, "rb") as f:
         assert SECRET.encode() not in f.read()
+
+
+def test_a_secret_override_of_a_sweep_is_recorded_nowhere_in_the_sweep(tmp_path):
+    """sweep.json, the job records (.jobs/), the summaries and every job's run directory."""
+    from sweep_helpers import TINY, run_sweep
+
+    sweep = run_sweep(tmp_path / "runs", "lr=1e-3,1e-2", *TINY, "tracker=local", f"+db_password={SECRET}")
+    leaks = [str(p) for p, data in every_file_text(sweep.dir).items() if SECRET.encode() in data]
+    assert leaks == []
+    assert len(sweep.run_dirs()) == 2 and SECRET not in sweep.proc.stdout + sweep.proc.stderr

@@ -19,7 +19,7 @@ from runkit.tracking.shipper import build_backend
 from runkit.tracking.sync import sync_run
 
 from backend_readers import tb_scalars, tb_texts
-from conftest import FAST, ROOT, only_run, project_env, train
+from conftest import FAST, ROOT, project_env, train
 from tracking_runs import BACKENDS, api_run, events, metric_lines, needs, record
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import Any
 
@@ -46,14 +47,29 @@ def summary_table(
 
 
 class _Quiet(logging.Filter):
-    """Drops log records whose message starts with one of `prefixes` (a launcher's raw internals)."""
+    """Drops log records whose message starts with one of `prefixes` (a launcher's raw internals), and
+    masks the values of secret `key=value` overrides in the others (Hydra's launchers print the overrides
+    of each job)."""
 
     def __init__(self, prefixes: tuple[str, ...]) -> None:
         super().__init__()
         self.prefixes = prefixes
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(self.prefixes)
+        message = record.getMessage()
+        if message.startswith(self.prefixes):
+            return False
+        if "=" in message:
+            from runkit.storage.secrets import Secrets
+
+            rule = Secrets()
+            masked = _OVERRIDE.sub(lambda m: rule.overrides([m.group(0)])[0], message)
+            if masked != message:
+                record.msg, record.args = masked, None
+        return True
+
+
+_OVERRIDE = re.compile(r"[\w.+~/-]+=[^\s]+")
 
 
 def _job_prefix() -> str:

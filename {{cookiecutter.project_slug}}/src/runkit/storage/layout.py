@@ -48,3 +48,4 @@ SWEEP_JOBS_DIR: Final = "jobs"  # jobs/<NNNN>-<attempt>.json: one small record p
 SWEEP_JOB_TRACEBACK_SUFFIX: Final = ".traceback.txt"  # jobs/<NNNN>-<attempt>.traceback.txt: no run dir yet
 SWEEP_STOP_FILE: Final = ".stop"  # written by a job that asks the rest of the sweep not to start
 OPTUNA_RESULTS_FILE: Final = "optimization_results.yaml"  # the Optuna sweeper's best trial(s)
+HYDRA_MULTIRUN_FILE: Final = "multirun.yaml"  # Hydra's own record of a sweep's config, in the sweep dir

@@ -31,7 +31,14 @@ from runkit.storage.layout import SWEEP_JOB_TRACEBACK_SUFFIX
 from runkit.storage.lookup import find_run
 from runkit.storage.run_dir import id_from_name
 from runkit.storage.status import Preempted, Status
-from runkit.sweeps.records import JobRecord, completed_job, request_stop, resolve_sweep_dir, stop_reason
+from runkit.sweeps.records import (
+    JobRecord,
+    completed_job,
+    mask_hydra_record,
+    request_stop,
+    resolve_sweep_dir,
+    stop_reason,
+)
 from runkit.sweeps.resolvers import register_resolvers
 from runkit.sweeps.threads import set_job_threads
 
@@ -88,6 +95,8 @@ def run_sweep_job(cfg: DictConfig, ctx: HydraContext, train: Callable[[DictConfi
     sweep_dir, job_num = ctx.sweep_dir, ctx.job_num
     policy = cfg.get("sweep") or {}
     label = " ".join(ctx.overrides)
+    secret_keys = OmegaConf.select(cfg, "tracking.secret_keys", default=None) or []
+    mask_hydra_record(sweep_dir, list(ctx.overrides), [str(k) for k in secret_keys])
 
     if policy.get("resume"):
         done = completed_job(sweep_dir, ctx.overrides)

@@ -21,9 +21,10 @@ from typing import Any, cast
 
 from runkit.errors import UserError
 from runkit.storage.jsonio import CorruptRunFileError, read_json, write_json
-from runkit.storage.layout import RUN_FILE, SWEEP_FILE, SWEEP_JOBS_DIR, SWEEP_STOP_FILE
+from runkit.storage.layout import HYDRA_MULTIRUN_FILE, RUN_FILE, SWEEP_FILE, SWEEP_JOBS_DIR, SWEEP_STOP_FILE
 from runkit.storage.records import JobAttempt, RunRecord, SweepRecord
 from runkit.storage.run_dir import id_from_name
+from runkit.storage.secrets import Secrets
 from runkit.storage.status import Status
 from runkit.sweeps.grouping import job_key
 from runkit.sweeps.lookup import find_sweep
@@ -90,7 +91,8 @@ class JobRecord:
             "schema": SCHEMA_VERSION,
             "job_num": job_num,
             "attempt": self.attempt,
-            "overrides": list(overrides),
+            # Masked like every other record of a run (`+db_password=...` never lands on disk).
+            "overrides": Secrets().overrides(overrides),
             "status": Status.RUNNING.value,
             "host": socket.gethostname(),
             "pid": os.getpid(),
@@ -173,7 +175,7 @@ def find_job_run(sweep_dir: Path, job_num: int, pid: int, since: float) -> Path 
 
 def completed_job(sweep_dir: Path, overrides: list[str]) -> JobAttempt | None:
     """The newest completed attempt of the job with these overrides, if its run is complete too."""
-    key = job_key(overrides)
+    key = job_key(Secrets().overrides(overrides))  # the records hold masked overrides
     best: JobAttempt | None = None
     completed = Status.COMPLETED.value
     for record in read_jobs(sweep_dir):
@@ -185,3 +187,20 @@ def completed_job(sweep_dir: Path, overrides: list[str]) -> JobAttempt | None:
         if best is None or record.get("start_time", 0) > best.get("start_time", 0):
             best = record
     return best
+
+
+def mask_hydra_record(sweep_dir: Path, overrides: list[str], extra: list[str] | None = None) -> None:
+    """Mask the values of secret overrides in Hydra's own record of the sweep (multirun.yaml, written by its
+    sweeper before any job starts, with the overrides as given); every job does it, atomically, so the
+    file holds no secret whichever job runs first."""
+    path = Path(sweep_dir) / HYDRA_MULTIRUN_FILE
+    rule = Secrets(extra)
+    values = [v for k, sep, v in (o.partition("=") for o in overrides) if sep and v and rule.is_secret(k)]
+    if not values or not path.is_file():
+        return
+    text = path.read_text(encoding="utf-8")
+    masked = rule.text(text, values)
+    if masked != text:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(masked, encoding="utf-8")
+        os.replace(tmp, path)
