@@ -191,7 +191,7 @@ def test_backends_get_the_git_summary_as_tags_and_the_diff_as_an_artifact(dirty_
     artifacts = [e["data"] for e in events if e["type"] == "artifact" and e["data"]["kind"] == "git-diff"]
     assert artifacts == [{"path": "git.diff", "kind": "git-diff", "name": "git.diff"}]
     first_metric = next(i for i, e in enumerate(events) if e["type"] == "metrics")
-    assert all(e["type"] in ("params", "tags", "artifact") for e in events[:first_metric])
+    assert all(e["type"] in ("params", "tags", "artifact", "dataset") for e in events[:first_metric])
 
 
 @pytest.mark.slow

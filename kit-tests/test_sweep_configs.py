@@ -30,7 +30,9 @@ def test_the_slurm_launcher_config_builds_on_submitit_slurm(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     cfg = compose_hydra(tmp_path, "hydra/launcher=slurm", "hydra.launcher.partition=gpu")
     launcher = cfg.hydra.launcher
-    assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert (
+        launcher._target_ == "hydra_plugins.runkit_slurm_launcher.launcher.SlurmLauncher"
+    )  # submitit_slurm + requeue
     assert launcher.partition == "gpu" and launcher.gpus_per_node == 1 and launcher.array_parallelism == 32
     assert launcher.timeout_min == 60 and launcher.tasks_per_node == 1
     assert OmegaConf.to_container(launcher)["submitit_folder"] == "${hydra.sweep.dir}/.submitit/%j"

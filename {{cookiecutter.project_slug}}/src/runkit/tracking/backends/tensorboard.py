@@ -54,6 +54,7 @@ class TensorBoardBackend(Backend):
         self._params: dict[str, Any] = {}
         self._start_time = time.time()
         self._last_step = 0
+        self._purge_from: int | None = None  # see confirmed_until
         self._end_time: float | None = None  # the status event's time: when the session really ended
         self._status_written: str | None = None  # the status a `run/status` record already says
         self._monitor: tuple[str, str] | None = None  # (metric, mode) from the config
@@ -217,7 +218,34 @@ class TensorBoardBackend(Backend):
     def _step(self, step: Any) -> int:
         return int(step) if step is not None else self._last_step
 
+    def confirmed_until(self, events_file: Path, cursor_offset: int) -> tuple[int, int] | None:
+        """TensorBoard writes events to its file as they come, so after a kill it may hold more than its
+        cursor says (a batch written, the cursor not yet saved). This session sends again from the first
+        event of the step the cursor stopped in, and purges, at that step, whatever an earlier session wrote
+        from there on: every step once, whatever the moment of the kill."""
+        from runkit.storage.events import read_events
+
+        last_step: int | None = None
+        group_start = previous = (0, 0)
+        for end, event in read_events(events_file):
+            if end > cursor_offset:
+                break
+            step = event.get("step")
+            if step is not None and step != last_step:
+                group_start, last_step = previous, int(step)
+            previous = (end, int(event.get("seq") or 0))
+        if last_step is None:
+            return None
+        self._purge_from = last_step
+        return group_start
+
     def _add(self, event: Any) -> None:
+        if self._purge_from is not None:  # the first event this session writes: purge first
+            from tensorboard.compat.proto.event_pb2 import Event, SessionLog
+
+            start = SessionLog(status=SessionLog.START)
+            step, self._purge_from = self._purge_from, None
+            self._writer.add_event(Event(wall_time=time.time(), step=step, session_log=start))
         self._writer.add_event(event)
 
     def _purge(self, step: int) -> None:

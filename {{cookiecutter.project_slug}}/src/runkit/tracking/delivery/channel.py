@@ -103,7 +103,7 @@ class Channel:
             return
         if confirmed is not None and confirmed[0] < self.cursor.offset:
             log.warning(
-                "%s holds the run's events up to seq %d only (its cursor said %d); sending the rest again",
+                "%s: sending the run's events again from seq %d (its cursor said %d)",
                 self.name,
                 confirmed[1],
                 self.cursor.seq,
