@@ -66,7 +66,10 @@ def test_a_joblib_sweep_lands_in_the_team_server(team_server: TeamServer, tmp_pa
         assert Path(local).read_bytes() == (run_dir / "checkpoints" / "last.pt").read_bytes()
         stored = list(team_server.artifacts.rglob("last.pt"))
         assert any(p.read_bytes() == Path(local).read_bytes() for p in stored)
-    assert not (ROOT / "mlartifacts").exists() or not any((ROOT / "mlartifacts").rglob("last.pt"))
+        # ... and nowhere on the client's disk but in the run directory (other tests of this process may
+        # have left a local store's mlartifacts/ in the example project: look for this run's only).
+        assert found.info.artifact_uri.startswith("mlflow-artifacts:"), found.info.artifact_uri
+        assert not any((ROOT / "mlartifacts").rglob(f"*{found.info.run_id}*"))
     assert_no_secret(sweep.dir, CLIENT_PASSWORD, team_server.db_password)
 
 

@@ -114,7 +114,9 @@ def main(cfg: DictConfig) -> float:
     if not distributed.is_main:
         logging.getLogger().setLevel(logging.WARNING)  # one rank speaks for the run
     try:
-        return _main(cfg, distributed)
+        best = _main(cfg, distributed)
+        distributed.barrier()  # leave together: a rank that tears gloo down while another works aborts
+        return best
     finally:
         distributed.close()
 

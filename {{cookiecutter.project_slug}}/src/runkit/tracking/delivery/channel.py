@@ -85,12 +85,15 @@ class Channel:
         self.retries, self.backoff, self.revisit = int(retries), float(backoff), float(revisit)
         self.warn = warn or log.warning
         self.cursor = Cursor.load(self.run_dir, name)
+        # A cursor whose session closed the backend cleanly is exact; one left by a killed session may be
+        # behind (TensorBoard wrote more) or ahead (W&B's writer lost a buffer) of what the backend holds.
+        killed = self.cursor.offset > 0 and self.cursor.closed is None
         self.cursor.closed = self.cursor.error = None  # a new attempt: open again, no error yet
         self.failures = 0
         self.next_try = 0.0  # time.monotonic() before which a failed backend is left alone
         self.error: str | None = None  # set when set aside
         self.shipped = 0
-        if self.cursor.offset:
+        if killed:
             self._check_cursor()
 
     def _check_cursor(self) -> None:
