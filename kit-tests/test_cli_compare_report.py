@@ -223,3 +223,20 @@ def test_sweep_report_never_plots_against_the_seed(cli_runs, tmp_path):
     assert "<th>job</th>" in sweep_json[: sweep_json.index("<h2>", 5)]  # the jobs as a table
     assert not re.search(r"\de\+0?9", text)  # times as dates, never 1.796e+09
     assert "{'" not in text  # no Python repr of the jobs
+
+
+@pytest.mark.parametrize("columns", [80, 200])
+def test_compare_keeps_every_shown_run_whole_and_names_those_left_out(cli_runs, columns):
+    runs = [run_id(p) for p in [cli_runs.base, cli_runs.html, *cli_runs.jobs]]
+    result = invoke("runs", "compare", *runs, "--runs-dir", cli_runs.runs_dir, env={"COLUMNS": str(columns)})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert all(len(line) <= columns for line in lines), result.stdout
+    header = lines[2]  # the ids row
+    shown = [r for r in runs if r in header]
+    assert shown and shown == runs[: len(shown)] and "…" not in result.stdout
+    if len(shown) < len(runs):
+        assert f"{len(runs) - len(shown)} more run(s) not shown for width" in result.stdout
+        assert all(r in result.stdout.split("not shown for width", 1)[1] for r in runs[len(shown) :])
+    else:
+        assert columns == 200

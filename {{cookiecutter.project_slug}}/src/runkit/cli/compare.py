@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -60,6 +60,27 @@ def plot_runs(runs: list[RunEntry], metrics: list[str], path: Path) -> Path:
         raise UserError(f"none of {', '.join(metrics)} was logged by these runs; logged: {', '.join(known)}")
     fig = curves_figure(histories, metrics, "compare: " + ", ".join(r.id for r in runs))
     return save_png(fig, path)
+
+
+def fitting_runs(
+    runs: list[RunEntry],
+    params: dict[str, list[Any]],
+    metrics: dict[str, list[Any]],
+    labels: list[str],
+    width: int,
+) -> int:
+    """How many run columns fit whole beside the labels in `width` columns (at least one): a cut cell reads
+    as another number, so runs that do not fit are left out, and named, rather than squeezed."""
+    label_width = max(map(len, labels)) + 3
+    used, shown = label_width + 1, 0
+    for index, run in enumerate(runs):
+        cells = [run.id, run.name, run.status]
+        cells += [fmt_value(values[index]) for values in (*params.values(), *metrics.values())]
+        need = max(map(len, cells)) + 3
+        if shown and used + need > width:
+            break
+        used, shown = used + need, shown + 1
+    return max(shown, 1)
 
 
 @one_line_errors
@@ -122,19 +143,22 @@ def compare_runs(
     from rich.table import Table
     from rich.text import Text
 
+    console = stdout_console()
+    labels = ["status", *(f"params.{k}" for k in params), *(f"metrics.{k}" for k in metrics)]
+    shown = fitting_runs(chosen, params, metrics, labels, console.width)
     table = Table(title=f"compare {len(chosen)} runs", title_justify="left", header_style="bold")
     table.add_column("", style="cyan", no_wrap=True)
-    for run in chosen:
-        table.add_column(f"{run.id}\n{run.name}", justify="right", overflow="fold")
-    table.add_row(Text("status", style="bold"), *(r.status for r in chosen))
+    for run in chosen[:shown]:
+        table.add_column(f"{run.id}\n{run.name}", justify="right", no_wrap=True)
+    table.add_row(Text("status", style="bold"), *(r.status for r in chosen[:shown]))
     table.add_section()
-    # Params and metrics may share a name (`lr`: the parameter, and the decayed value logged as a metric):
-    # every row says which it is, spelled as --where and --sort take it.
+    # Params and metrics may share a name (the learning rate is a knob, and its schedule a metric): every
+    # row says which it is, spelled as --where and --sort take it.
     if params:
         for key, values in params.items():
-            table.add_row(f"params.{key}", *(Text(fmt_value(v)) for v in values))
+            table.add_row(f"params.{key}", *(Text(fmt_value(v)) for v in values[:shown]))
     else:
-        table.add_row(Text("(no param differs)", style="dim"), *("" for _ in chosen))
+        table.add_row(Text("(no param differs)", style="dim"), *("" for _ in chosen[:shown]))
     table.add_section()
     for key, values in metrics.items():
         numeric = [v for v in values if isinstance(v, (int, float))]
@@ -144,11 +168,15 @@ def compare_runs(
             best_value = min(numeric) if modes == {"min"} else max(numeric)
         cells = [
             Text(fmt_value(v), style="bold green" if v is not None and v == best_value else "")
-            for v in values
+            for v in values[:shown]
         ]
         label = f"metrics.{key[5:]} (best)" if key.startswith("best ") else f"metrics.{key}"
         table.add_row(label, *cells)
-    console = stdout_console()
     console.print(table)
+    if shown < len(chosen):
+        console.print(
+            f"{len(chosen) - shown} more run(s) not shown for width "
+            f"({', '.join(r.id for r in chosen[shown:])}): widen the terminal, or -f csv / -f json for all"
+        )
     if plot_path:
         console.print(f"plot: {plot_path}")
