@@ -213,3 +213,25 @@ def test_mlflow_sweep_jobs_are_named_by_their_values_and_the_parent_keeps_to_its
 def test_wandb_sweep_jobs_are_named_by_their_values(sweep):
     names = sorted(wandb_run(d)["names"][0] for d in sweep.run_dirs())
     assert names == ["train lr=0.001", "train lr=0.01"]
+
+
+@needs("tensorboard", "mlflow")
+def test_runs_sync_brings_the_system_metrics_to_a_backend_that_gets_the_run_later(tmp_path):
+    """system.jsonl (sampled by the live shipper) reaches a backend the run is synced into afterwards."""
+    from runkit.tracking.sync import sync_run
+
+    runs = tmp_path / "runs"
+    train(runs, *FAST, "tracker=tensorboard", "tracking.system_metrics_interval=0.2")
+    run = only_run(runs)
+    samples = [json.loads(line) for line in (run / "system.jsonl").read_text().splitlines()]
+    assert samples and "system/rss_mb" in samples[0]
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    spec = {"_target_": "runkit.tracking.backends.mlflow.MlflowBackend", "tracking_uri": uri}
+    spec["artifact_location"] = str(tmp_path / "art")
+    sync_run(run, "mlflow", spec)
+    from mlflow.tracking import MlflowClient
+
+    ids = record(run)["backends"]["mlflow"]
+    history = MlflowClient(tracking_uri=uri).get_metric_history(ids["run_id"], "system/rss_mb")
+    assert len(history) == len(samples)
+    assert [round(m.value, 2) for m in history] == [s["system/rss_mb"] for s in samples]

@@ -9,12 +9,15 @@ sends nothing twice.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
 from pathlib import Path
 from typing import Any
 
 from runkit.errors import UserError
 from runkit.storage.events import log_size, read_events
+from runkit.storage.layout import SYSTEM_FILE
 from runkit.storage.liveness import is_dead
 from runkit.storage.run_dir import RunDir
 from runkit.storage.run_lock import DEFAULT_LOCK_TIMEOUT, RunLock
@@ -124,8 +127,11 @@ def _sync_locked(
         ) from exc
 
     channel = Channel(backend, adapter, rd.path, DEFAULT_OPTIONS["retries"], DEFAULT_OPTIONS["retry_backoff"])
+    first_time = channel.cursor.offset == 0  # the backend holds nothing of this run yet
     pump = Pump(rd.events_file, [channel], DEFAULT_OPTIONS["batch_events"])
     pump.drain()
+    if first_time:
+        _replay_system(rd.path / SYSTEM_FILE, adapter)
     if status is Status.RUNNING:  # dead, and no shipper finished it: the log may still say how it ended
         ended = final_status_after(rd.events_file, _last_session_offset(rd.events_file))
         if ended is not None:  # e.g. a full disk kept run.json from being written at the end
@@ -143,6 +149,22 @@ def _sync_locked(
     if channel.error:
         raise BackendError(f"syncing run {record.get('id')} into {backend} failed: {channel.error}")
     return {**result, "ids": ids, "shipped": channel.shipped, "status": status.value, "up_to_date": False}
+
+
+def _replay_system(path: Path, adapter: Any) -> None:
+    """The trainer's system metrics (system.jsonl, written by the live shipper) into a backend that gets the
+    run for the first time; a backend that had part of the run live has its samples from then."""
+    if not path.is_file():
+        return
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            sample = json.loads(line)
+            wall = float(sample.pop("time"))
+            adapter.log_system({k: float(v) for k, v in sample.items()}, wall)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            continue  # a line cut by a kill
+    with contextlib.suppress(Exception):
+        adapter.flush()
 
 
 def _last_session_offset(events_file: Path) -> int:
