@@ -175,6 +175,8 @@ def test_tensorboard_hparams_experiment_puts_the_swept_params_first(sweep):
         experiment = metadata.parse_experiment_plugin_data(content)
         names = [info.name for info in experiment.hparam_infos]
         assert names[:2] == ["lr", "sweep"] and "train/lr" not in names
+        # TensorBoard's dashboard sorts the columns by `differs`, then by name: only the swept ones differ.
+        assert [info.name for info in experiment.hparam_infos if info.differs] == ["lr", "sweep"]
         assert "seed" in names and "epochs" in names  # the science knobs follow
         assert not [n for n in names if n.split(".")[0] in ("paths", "tracking", "git", "hydra", "tracker")]
         metrics = [info.name.tag for info in experiment.metric_infos]

@@ -367,6 +367,8 @@ class TensorBoardBackend(Backend):
             api_pb2.HParamInfo(
                 name=key,
                 type=kinds.get(type(self._params[key]), api_pb2.DATA_TYPE_FLOAT64),
+                # TensorBoard orders the columns by `differs` first, then by name: the swept ones lead.
+                differs=key in self._first,
             )
             for key in order
             if key in self._params
