@@ -32,6 +32,8 @@ from runkit.storage.events import (
 from runkit.storage.status import Status
 from runkit.tracking.backends import native
 from runkit.tracking.backends.base import Backend, BackendError, RunInfo, SweepInfo, require_package
+from runkit.tracking.backends.tensorboard_hparams import hparam_value as _hparam_value
+from runkit.tracking.backends.tensorboard_hparams import hparams_experiment, hparams_session
 
 _TEXT_LIMIT = 100_000  # characters of a text artifact shown in the Text tab
 
@@ -321,80 +323,13 @@ class TensorBoardBackend(Backend):
         )
 
     def _hparams_session(self, status: Status) -> None:
-        from tensorboard.compat.proto.event_pb2 import Event
-        from tensorboard.compat.proto.summary_pb2 import Summary
-        from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
-
-        self._experiment()
-        start = plugin_data_pb2.SessionStartInfo(
-            group_name=self._run.run_id, start_time_secs=self._start_time
+        """The HParams experiment and this run's session (tensorboard_hparams builds them)."""
+        experiment = hparams_experiment(self._params, self._first, self._session_metrics, self._start_time)
+        session = hparams_session(
+            self._run.run_id, self._params, status, self._start_time, self._end_time or time.time()
         )
-        for key, value in sorted(self._params.items()):
-            if isinstance(value, bool):
-                start.hparams[key].bool_value = value
-            elif isinstance(value, (int, float)):
-                start.hparams[key].number_value = value
-            else:
-                start.hparams[key].string_value = str(value)
-        end = plugin_data_pb2.SessionEndInfo(
-            status=api_pb2.Status.Value(_HPARAMS_STATUS.get(status, "STATUS_UNKNOWN")),
-            end_time_secs=self._end_time or time.time(),
-        )
-        for tag, data in (
-            (metadata.SESSION_START_INFO_TAG, plugin_data_pb2.HParamsPluginData(session_start_info=start)),
-            (metadata.SESSION_END_INFO_TAG, plugin_data_pb2.HParamsPluginData(session_end_info=end)),
-        ):
-            value = Summary.Value(
-                tag=tag, metadata=metadata.create_summary_metadata(data), tensor=metadata.NULL_TENSOR
-            )
-            self._add(Event(wall_time=time.time(), step=0, summary=Summary(value=[value])))
-
-    def _experiment(self) -> None:
-        """The HParams experiment: which params are columns (the swept ones and the sweep first, then the
-        other science knobs; plumbing such as paths or tracking settings is left out, so the table compares
-        what was varied) and which metrics (the monitored metric's best value, the test metrics,
-        log_hparams')."""
-        from tensorboard.compat.proto.event_pb2 import Event
-        from tensorboard.compat.proto.summary_pb2 import Summary
-        from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
-
-        from runkit.repro.config_keys import is_plumbing
-
-        kinds = {bool: api_pb2.DATA_TYPE_BOOL, str: api_pb2.DATA_TYPE_STRING}
-        rest = sorted(k for k in self._params if k not in self._first and not is_plumbing(k))
-        order = [*self._first, *rest]
-        infos = [
-            api_pb2.HParamInfo(
-                name=key,
-                type=kinds.get(type(self._params[key]), api_pb2.DATA_TYPE_FLOAT64),
-                # TensorBoard orders the columns by `differs` first, then by name: the swept ones lead.
-                differs=key in self._first,
-            )
-            for key in order
-            if key in self._params
-        ]
-        metrics = [
-            api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag), display_name=tag)
-            for tag in sorted(self._session_metrics, key=lambda t: (not t.startswith("best/"), t))
-        ]
-        experiment = api_pb2.Experiment(
-            hparam_infos=infos, metric_infos=metrics, time_created_secs=self._start_time
-        )
-        content = plugin_data_pb2.HParamsPluginData(experiment=experiment)
-        value = Summary.Value(
-            tag=metadata.EXPERIMENT_TAG,
-            metadata=metadata.create_summary_metadata(content),
-            tensor=metadata.NULL_TENSOR,
-        )
-        self._add(Event(wall_time=time.time(), step=0, summary=Summary(value=[value])))
-
-
-# Our final status -> the HParams session status (aborted/preempted runs did not fail: unknown).
-_HPARAMS_STATUS = {
-    Status.COMPLETED: "STATUS_SUCCESS",
-    Status.FAILED: "STATUS_FAILURE",
-    Status.CRASHED: "STATUS_FAILURE",
-}
+        for event in (experiment, *session):
+            self._add(event)
 
 
 def _after_existing_files(log_dir: Path) -> None:
@@ -408,12 +343,6 @@ def _after_existing_files(log_dir: Path) -> None:
         wait = max(seconds) + 1 - time.time()
         if wait > 0:
             time.sleep(wait)
-
-
-def _hparam_value(value: Any) -> bool | int | float | str:
-    if isinstance(value, (bool, int, float, str)):
-        return value
-    return "None" if value is None else str(value)
 
 
 def _png_size(png: bytes) -> tuple[int, int, int]:
