@@ -33,8 +33,17 @@ class FaultyMLP(MLP):
             self.calls += 1
             if self.delay:
                 time.sleep(self.delay)
-            if int(os.environ.get("RANK", "0")) == self.fail_rank and self.calls == self.fail_at:
+            if _rank() == self.fail_rank and self.calls == self.fail_at:
                 if self.fail_how == "kill":
                     os.kill(os.getpid(), signal.SIGKILL)
                 raise RuntimeError(f"injected failure on rank {self.fail_rank} at step {self.calls}")
         return super().forward(x)
+
+
+def _rank() -> int:
+    """This process's rank: torchrun's RANK, or the process group's (a submitit task joins one)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return int(dist.get_rank())
+    return int(os.environ.get("RANK", "0"))

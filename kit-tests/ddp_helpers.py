@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ROOT, project_env
+from conftest import ROOT, project_env, read_events
 from tracking_runs import free_port
 
 HERE = Path(__file__).resolve().parent
@@ -35,13 +35,17 @@ def ddp_env() -> dict[str, str]:
 
 
 def torchrun(
-    runs_dir: Path, *overrides: str, check: bool = True, timeout: float = 300
+    runs_dir: Path,
+    *overrides: str,
+    check: bool = True,
+    timeout: float = 300,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """`torchrun --nproc_per_node=2 train.py ...`, for real."""
+    """`torchrun --nproc_per_node=2 train.py ...`, for real (`env`: added to the workers' environment)."""
     proc = subprocess.run(
         torchrun_cmd(runs_dir, *overrides),
         cwd=ROOT,
-        env=ddp_env(),
+        env={**ddp_env(), **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -60,3 +64,14 @@ def start_torchrun(runs_dir: Path, *overrides: str) -> subprocess.Popen[str]:
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def history(run_dir: Path, key: str) -> list[tuple[int, float]]:
+    """(step, value) of one metric as an uninterrupted run would have logged it (resume rule applied)."""
+    out: dict[int, float] = {}
+    for event in read_events(run_dir):
+        if event["type"] == "resume":
+            out = {s: v for s, v in out.items() if s <= event["data"]["from_step"]}
+        elif event["type"] == "metrics" and key in event["data"]:
+            out[event["step"]] = event["data"][key]
+    return sorted(out.items())

@@ -15,7 +15,7 @@ import yaml
 
 from backend_readers import mlflow_runs_tagged, tb_scalars, wandb_run
 from conftest import FAST, only_run, read_events
-from ddp_helpers import FAULTY, start_torchrun, torchrun
+from ddp_helpers import FAULTY, history, start_torchrun, torchrun
 from tracking_runs import BACKENDS, session_dir, tracker_overrides
 
 pytestmark = pytest.mark.slow
@@ -23,17 +23,6 @@ pytestmark = pytest.mark.slow
 
 def record(run_dir: Path) -> dict:
     return json.loads((run_dir / "run.json").read_text())
-
-
-def history(run_dir: Path, key: str) -> list[tuple[int, float]]:
-    """(step, value) of one metric as an uninterrupted run would have logged it (resume rule applied)."""
-    out: dict[int, float] = {}
-    for event in read_events(run_dir):
-        if event["type"] == "resume":
-            out = {s: v for s, v in out.items() if s <= event["data"]["from_step"]}
-        elif event["type"] == "metrics" and key in event["data"]:
-            out[event["step"]] = event["data"][key]
-    return sorted(out.items())
 
 
 @pytest.fixture(scope="module")

@@ -142,3 +142,19 @@ def test_a_preempted_job_is_requeued_and_continues_the_same_run(
 
     logged = [m.step for m in MlflowClient(uri).get_metric_history(mlrun.info.run_id, "val/acc")]
     assert sorted(set(logged)) == sorted({step for step, name in history if name == "val/acc"})
+
+
+def test_a_multi_task_job_trains_as_one_ddp_run(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:  # noqa: F811
+    """`hydra.launcher.tasks_per_node=2`: SLURM starts the job as two tasks (srun): two ranks, one run."""
+    runs = tmp_path / "runs"
+    overrides = [*slurm_overrides(slurm_cluster), "hydra.launcher.tasks_per_node=2", "seed=4"]
+    proc = start_multirun(runs, slurm_cluster, *overrides, "tracker=local", *TINY)
+    out = finish(proc, slurm_cluster)
+    sweep = Sweep(runs, subprocess.CompletedProcess([], 0, out, out))
+    assert sweep.record["counts"] == {"completed": 1}
+    assert len(list((sweep.dir / "jobs").glob("*.json"))) == 1  # rank 1 wrote no job record
+    (run_dir,) = sweep.run_dirs()
+    rec = run_record(run_dir)
+    assert rec["status"] == "completed"
+    assert rec["distributed"]["world_size"] == 2 and rec["distributed"]["launcher"] == "submitit"
+    assert json.loads((run_dir / "ranks" / "1.json").read_text())["status"] == "completed"

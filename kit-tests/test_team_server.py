@@ -1,5 +1,6 @@
 """A project pointed at a team MLflow server (PostgreSQL store, artifacts proxied by the server): a sweep
-lands in it, a server restart mid-run loses nothing, and no credential lands in a run directory."""
+and a DDP run land in it, a server restart mid-run loses nothing, and no credential lands in a run
+directory."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from backend_readers import mlflow_run, mlflow_runs_tagged
-from conftest import ROOT, project_env
+from conftest import FAST, ROOT, only_run, project_env
+from ddp_helpers import history, torchrun
 from repro_helpers import metric_history
 from sweep_helpers import TINY, Sweep, run_record
 from team_server import TeamServer, team_server  # noqa: F401 - the session fixture
@@ -117,4 +119,26 @@ def test_a_server_restart_mid_run_loses_nothing(team_server: TeamServer, tmp_pat
     history = metric_history(run_dir)
     for name in ("train/loss", "val/acc"):
         assert got["metrics"][name] == sorted((s, v) for (s, n), v in history.items() if n == name)
+    assert_no_secret(run_dir, CLIENT_PASSWORD, team_server.db_password)
+
+
+def test_a_ddp_run_lands_in_the_team_server_as_one_run(team_server: TeamServer, tmp_path: Path) -> None:  # noqa: F811
+    """`torchrun --nproc_per_node=2 train.py tracker=mlflow ...` against the server: one MLflow run, rank 0's,
+    its metrics the global ones of events.jsonl, its checkpoints uploaded through the server."""
+    runs = tmp_path / "runs"
+    creds = {"MLFLOW_TRACKING_USERNAME": "alice", "MLFLOW_TRACKING_PASSWORD": CLIENT_PASSWORD}
+    torchrun(runs, *FAST, "seed=5", *tracker(team_server), env=creds)
+    run_dir = only_run(runs)
+    ours = run_record(run_dir)
+    assert ours["status"] == "completed" and ours["distributed"]["world_size"] == 2
+    assert not (ours.get("backends") or {}).get("mlflow", {}).get("missing"), ours["backends"]
+    (found,) = mlflow_runs_tagged(team_server.url, ours["id"])  # one run, not one per rank
+    got = mlflow_run(team_server.url, found.info.run_id)
+    assert got["status"] == "FINISHED"
+    assert got["params"]["seed"] == "5"
+    for name in ("train/loss", "val/acc"):
+        assert got["metrics"][name] == history(run_dir, name)
+    local = got["client"].download_artifacts(found.info.run_id, "checkpoints/last.pt", str(tmp_path))
+    assert Path(local).read_bytes() == (run_dir / "checkpoints" / "last.pt").read_bytes()
+    assert found.info.artifact_uri.startswith("mlflow-artifacts:"), found.info.artifact_uri
     assert_no_secret(run_dir, CLIENT_PASSWORD, team_server.db_password)

@@ -45,6 +45,8 @@ SWEEP_FILE: Final = "sweep.json"  # the sweep record: grid, launcher, jobs, stat
 SWEEP_SUMMARY_CSV: Final = "summary.csv"  # one row per job: overrides, status, duration, monitored metric
 SWEEP_SUMMARY_MD: Final = "summary.md"  # the same for people, plus failures and mean/std over seeds
 SWEEP_JOBS_DIR: Final = "jobs"  # jobs/<NNNN>-<attempt>.json: one small record per job attempt
+# jobs/.<NNNN>-<scheduler job>.decision: rank 0's decision for the other tasks of a multi-task job
+SWEEP_JOB_DECISION_SUFFIX: Final = ".decision"
 SWEEP_JOB_TRACEBACK_SUFFIX: Final = ".traceback.txt"  # jobs/<NNNN>-<attempt>.traceback.txt: no run dir yet
 SWEEP_STOP_FILE: Final = ".stop"  # written by a job that asks the rest of the sweep not to start
 OPTUNA_RESULTS_FILE: Final = "optimization_results.yaml"  # the Optuna sweeper's best trial(s)

@@ -40,6 +40,7 @@ from runkit.sweeps.records import (
     stop_reason,
 )
 from runkit.sweeps.resolvers import register_resolvers
+from runkit.sweeps.tasks import Decision, JobTasks, job_tasks
 from runkit.sweeps.threads import set_job_threads
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,14 @@ def run_task(cfg: DictConfig, train: Callable[[DictConfig], float]) -> float:
 def run_sweep_job(cfg: DictConfig, ctx: HydraContext, train: Callable[[DictConfig], float]) -> float:
     assert ctx.sweep_dir is not None and ctx.job_num is not None
     sweep_dir, job_num = ctx.sweep_dir, ctx.job_num
+    tasks = job_tasks()
+    if tasks is not None and not tasks.leads:
+        return _follow_rank_zero(cfg, tasks, sweep_dir, job_num, train)
+
+    def decide(decision: Decision) -> None:  # the other tasks of a multi-task job follow rank 0
+        if tasks is not None:
+            tasks.announce(sweep_dir, job_num, decision)
+
     policy = cfg.get("sweep") or {}
     label = " ".join(ctx.overrides)
     secret_keys = OmegaConf.select(cfg, "tracking.secret_keys", default=None) or []
@@ -105,6 +114,7 @@ def run_sweep_job(cfg: DictConfig, ctx: HydraContext, train: Callable[[DictConfi
                 "job #%d (%s) already completed as run %s: not run again", job_num, label, done["run_id"]
             )
             value = done.get("value")
+            decide(Decision(run=False, value=value))
             return float(value) if value is not None else FAILED
 
     record = JobRecord(sweep_dir, job_num, ctx.overrides)
@@ -114,9 +124,11 @@ def run_sweep_job(cfg: DictConfig, ctx: HydraContext, train: Callable[[DictConfi
         record.write(
             status=Status.SKIPPED.value, error=f"not run: {reason}", end_time=record.data["start_time"]
         )
+        decide(Decision(run=False))
         return FAILED
 
     record.write()
+    decide(Decision(run=True))
     set_job_threads()  # a joblib job's share of the cores (torch threads), unless OMP_NUM_THREADS says
     try:
         value = train(cfg)
@@ -145,6 +157,27 @@ def run_sweep_job(cfg: DictConfig, ctx: HydraContext, train: Callable[[DictConfi
         Status.COMPLETED, value=None if math.isnan(value) else value, **_resumed_run(cfg, sweep_dir)
     )
     return value
+
+
+def _follow_rank_zero(
+    cfg: DictConfig, tasks: JobTasks, sweep_dir: Path, job_num: int, train: Callable[[DictConfig], float]
+) -> float:
+    """A task other than rank 0 of a multi-task job: train as one of its ranks when rank 0 runs the job, and
+    record nothing of the sweep's (rank 0 records the job, and learns of this rank's fate through the run's
+    ranks/ folder)."""
+    decision = tasks.await_decision(sweep_dir, job_num)
+    if not decision.run:
+        return float(decision.value) if decision.value is not None else FAILED
+    set_job_threads()
+    try:
+        value = train(cfg)
+    except UserError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return FAILED
+    except Exception as exc:  # the run records it (failed, with this rank's traceback) through rank 0
+        log.error("rank %d of job #%d failed: %s: %s", tasks.rank, job_num, type(exc).__name__, exc)
+        return FAILED
+    return float(value) if value is not None else FAILED
 
 
 def _resumed_run(cfg: DictConfig, sweep_dir: Path) -> dict[str, str]:
