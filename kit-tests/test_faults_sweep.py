@@ -1,6 +1,6 @@
-"""Fault injection, a parallel (joblib) sweep stopped by SIGTERM or Ctrl-C: no new job starts, the running
-jobs end their runs as preempted or aborted, sweep.json and the MLflow parent run are closed, and no worker
-is left behind."""
+"""Fault injection, a sweep stopped by SIGTERM or Ctrl-C, parallel (joblib) or under Hydra's basic launcher
+(the job runs in the launching process): no new job starts, the running jobs end their runs as preempted or
+aborted, sweep.json and the MLflow parent run are closed, and no worker is left behind."""
 
 from __future__ import annotations
 
@@ -35,18 +35,20 @@ def _descendants(pid):
 STOPS = [(signal.SIGTERM, "preempted", "KILLED"), (signal.SIGINT, "aborted", "KILLED")]
 
 
+# joblib: two jobs at once in worker processes; basic: Hydra's own launcher, one job at a time in-process.
+LAUNCHERS = {"joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], "basic": []}
+
+
+@pytest.mark.parametrize("launcher", list(LAUNCHERS))
 @pytest.mark.parametrize(("signum", "status", "mlflow_status"), STOPS)
-def test_a_stopped_parallel_sweep_closes_everything_and_leaves_no_worker(
-    tmp_path, signum, status, mlflow_status
+def test_a_stopped_sweep_closes_everything_and_leaves_no_worker(
+    tmp_path, signum, status, mlflow_status, launcher
 ):
-    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    if launcher == "joblib":
+        pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    running = 2 if launcher == "joblib" else 1
     runs = tmp_path / "runs"
-    overrides = [
-        *tracker_overrides(["mlflow"]),
-        *LONG_JOB,
-        "hydra/launcher=joblib",
-        "hydra.launcher.n_jobs=2",
-    ]
+    overrides = [*tracker_overrides(["mlflow"]), *LONG_JOB, *LAUNCHERS[launcher]]
     cmd = [
         sys.executable,
         str(ROOT / "train.py"),
@@ -63,7 +65,7 @@ def test_a_stopped_parallel_sweep_closes_everything_and_leaves_no_worker(
             lambda: next(iter((runs / "sweeps").glob("*/sweep.json")), None), 120, "the sweep"
         )
         sweep_dir = sweep_file.parent
-        wait_for(lambda: len(list(sweep_dir.glob("*/run.json"))) >= 2, 180, "two running jobs")
+        wait_for(lambda: len(list(sweep_dir.glob("*/run.json"))) >= running, 180, "the running jobs")
         time.sleep(2)
         workers = _descendants(proc.pid)
         if signum == signal.SIGINT:
@@ -78,10 +80,11 @@ def test_a_stopped_parallel_sweep_closes_everything_and_leaves_no_worker(
     output = (tmp_path / "sweep.out").read_text()
     assert code in (130, 143), output[-3000:]
     assert "Traceback" not in output, output[-3000:]
+    assert f"sweep.resume={sweep_dir}" in output  # the command that continues it
     record = json.loads((sweep_dir / "sweep.json").read_text())
     assert record["status"] == status and record["end_time"]
     run_dirs = sorted(p.parent for p in sweep_dir.glob("*/run.json"))
-    assert 2 <= len(run_dirs) < 6  # jobs after the stop never started
+    assert running <= len(run_dirs) < 6  # jobs after the stop never started
     for run_dir in run_dirs:
         wait_for(
             lambda d=run_dir: json.loads((d / "run.json").read_text())["status"] != "running", 120, "jobs"

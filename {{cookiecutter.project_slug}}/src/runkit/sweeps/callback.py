@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import shlex
 import signal
 import socket
 import sys
@@ -157,6 +158,7 @@ class SweepCallback(Callback):
         self._open_backends(config, previous)
         write_sweep(sweep_dir, record)
         atexit.register(self._at_exit)
+        _launched[:] = [self]
         self._catch_stop_signals()
 
     # --- stopped: Ctrl-C or SIGTERM reaching the launching process -----------------------------------------
@@ -176,23 +178,44 @@ class SweepCallback(Callback):
         stop = KeyboardInterrupt if signum == signal.SIGINT else Preempted
         if state is None or state["ended"] or os.getpid() != state["pid"] or state.get("stopping"):
             raise stop(f"received signal {signum}")
-        state["stopping"] = signum
         status = Status.ABORTED if signum == signal.SIGINT else Status.PREEMPTED
-        name = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
         sweep_dir: Path = state["dir"]
-        request_stop(sweep_dir, f"the sweep was stopped ({name})")
-        print(f"sweep {state['record']['id']}: stopping ({name}); no new job starts", file=sys.stderr)
+        self._stopping(status)
+        since = float(state["session_start"]) - 1
+        if _job_running_here(sweep_dir, since):
+            # Hydra's basic launcher runs the job in this very process: stop it as a single run is stopped
+            # (its run ends aborted or preempted); its job wrapper then ends the sweep (stop_with_job).
+            raise stop(f"received signal {signum}")
         # Workers in this process group got a terminal's Ctrl-C themselves; SIGTERM (a scheduler, `kill`)
         # reaches this process only, so it is passed on: their runs end as preempted.
-        since = float(state["session_start"]) - 1
         if signum == signal.SIGTERM or _running_jobs(sweep_dir, 10.0, since):
             _signal_children(signum)
         _running_jobs(sweep_dir, STOP_WAIT, since)
+        self._stopped(status)
+
+    def _stopping(self, status: Status) -> None:
+        """The first signal: no new job starts (the stop file, which every job checks first)."""
+        assert self._state is not None
+        if self._state.get("stopping"):
+            return
+        self._state["stopping"] = status.value
+        name = _SIGNAL_NAMES[status]
+        request_stop(self._state["dir"], f"the sweep was stopped ({name})")
+        print(f"sweep {self._state['record']['id']}: stopping ({name}); no new job starts", file=sys.stderr)
+
+    def _stopped(self, status: Status) -> None:
+        """Close the stopped sweep (summary, record, every backend's sweep object) and exit with one line."""
+        assert self._state is not None
         self._finish(status)
+        record, sweep_dir = self._state["record"], self._state["dir"]
+        name = _SIGNAL_NAMES[status]
+        print(f"ERROR: sweep {record['id']} {status.value} ({name}); see {sweep_dir}", file=sys.stderr)
+        again = " ".join(shlex.quote(str(o)) for o in record.get("overrides") or [])
         print(
-            f"ERROR: sweep {state['record']['id']} {status.value} ({name}); see {sweep_dir}", file=sys.stderr
+            f"continue it (its unfinished jobs) with: python train.py -m {again} sweep.resume={sweep_dir}",
+            file=sys.stderr,
         )
-        raise SystemExit(130 if signum == signal.SIGINT else 143)
+        raise SystemExit(130 if status is Status.ABORTED else 143)
 
     def _open_backends(self, config: DictConfig, previous: SweepRecord) -> None:
         from hydra.utils import instantiate
@@ -292,6 +315,31 @@ class SweepCallback(Callback):
 
 
 STOP_WAIT = 120.0  # seconds a stopped sweep waits for its running jobs to end their runs
+_SIGNAL_NAMES = {Status.ABORTED: "Ctrl-C", Status.PREEMPTED: "SIGTERM"}
+_launched: list[SweepCallback] = []  # the sweep this process launches, for stop_with_job
+
+
+def stop_with_job(status: Status) -> None:
+    """A job that runs in the launching process itself (Hydra's basic launcher) was stopped by Ctrl-C or
+    SIGTERM (its run is recorded as aborted or preempted): the sweep stops with it, closed as the sweep
+    of a parallel launcher is (SystemExit, one line). Returns in a worker process, which launched nothing."""
+    for callback in _launched:
+        state = callback._state
+        if state is not None and not state["ended"] and state["pid"] == os.getpid():
+            callback._stopping(status)
+            callback._stopped(status)
+
+
+def _job_running_here(sweep_dir: Path, since: float) -> bool:
+    """Whether a job of this session of the sweep runs in this process (Hydra's basic launcher)."""
+    from runkit.sweeps.records import read_jobs
+
+    return any(
+        job.get("status") == Status.RUNNING.value
+        and job.get("pid") == os.getpid()
+        and float(job.get("start_time") or 0) >= since
+        for job in read_jobs(sweep_dir)
+    )
 
 
 def _running_jobs(sweep_dir: Path, timeout: float, since: float = 0.0) -> bool:

@@ -31,6 +31,7 @@ from runkit.storage.layout import SWEEP_JOB_TRACEBACK_SUFFIX
 from runkit.storage.lookup import find_run
 from runkit.storage.run_dir import id_from_name
 from runkit.storage.status import Preempted, Status
+from runkit.sweeps.callback import stop_with_job
 from runkit.sweeps.records import (
     JobRecord,
     completed_job,
@@ -151,6 +152,8 @@ def run_sweep_job(cfg: DictConfig, ctx: HydraContext, train: Callable[[DictConfi
         record.finish(status, error=f"{type(exc).__name__}: {exc}", **_resumed_run(cfg, sweep_dir))
         if record.data.get("run_id") and record.data.get("run_dir"):
             _interrupted.append((str(record.data["run_id"]), str(sweep_dir / str(record.data["run_dir"]))))
+        if status is not Status.FAILED:
+            stop_with_job(status)  # the basic launcher: the sweep stops with its job (SystemExit)
         raise
     value = float(value) if value is not None else FAILED
     record.finish(
