@@ -14,6 +14,7 @@ import pytest
 
 from backend_readers import steps_by_metric, tb_scalars
 from conftest import FAST, train
+from ddp_helpers import ddp_env
 from fault_helpers import same_points
 from tracking_runs import compose, events, needs
 
@@ -111,3 +112,44 @@ def test_a_full_disk_at_the_end_keeps_the_status_and_sync_settles_it(small_disk)
     same_points(
         tb_scalars(run_dir / "tensorboard")["train/loss"], steps_by_metric(log)["train/loss"], "TB", True
     )
+
+
+@pytest.mark.slow
+@needs("tensorboard")
+def test_a_disk_that_fills_after_training_is_one_line_and_resume_completes_the_run(small_disk):
+    """A real `python train.py` whose disk fills once its epochs are done, as its test report is written:
+    one line that names the file and what was kept, the same status everywhere; then, with space again,
+    `resume=` runs what was left (the report) and completes the run."""
+    runs = small_disk.path / "runs"
+    filling = [
+        "model._target_=disk_faults.DiskFillingMLP",
+        f"+model.fill_dir={small_disk.path}",
+        "+model.fill_at_eval=3",  # epochs=2: two validations, then the test report
+    ]
+    proc = train(runs, *FAST, "tracker=tensorboard", *filling, check=False, env=ddp_env())
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("ERROR:")]
+    (run_dir,) = [p.parent for p in runs.glob("*/run.json")]
+    run_id = run_dir.name.rsplit("-", 1)[-1]
+    assert f"no space left on device writing {run_dir.name}/media/confusion_matrix.png" in line, line
+    assert (
+        f"run {run_id} failed" in line
+        and "kept: events.jsonl, checkpoints/best.pt, checkpoints/last.pt" in line
+    )
+    assert f"python train.py resume={run_id}" in line
+    log = events(run_dir)
+    assert log[-1]["type"] == "status" and log[-1]["data"]["status"] == "failed"
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "failed"
+    assert json.loads((run_dir / "shipper" / "tensorboard.json").read_text())["closed"] == "failed"
+    same_points(
+        tb_scalars(run_dir / "tensorboard")["train/loss"], steps_by_metric(log)["train/loss"], "TB", True
+    )
+
+    (small_disk.path / "filler").unlink()
+    again = train(runs, f"resume={run_id}", check=False, env=ddp_env())
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"
+    assert (run_dir / "media" / "confusion_matrix.png").stat().st_size > 0
+    assert events(run_dir)[-1]["data"]["status"] == "completed"

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from runkit.errors import UserError
+from runkit.errors import UserError, naming
 
 
 def rng_states(generator: torch.Generator | None = None) -> dict[str, Any]:
@@ -42,7 +42,14 @@ def save_checkpoint(path: Path, **state: Any) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
+    try:
+        with naming(path):
+            torch.save(state, tmp)
+    except BaseException:
+        tmp.unlink(
+            missing_ok=True
+        )  # half a checkpoint (a full disk, Ctrl-C) is worth nothing: free its space
+        raise
     os.replace(tmp, path)
     return path
 

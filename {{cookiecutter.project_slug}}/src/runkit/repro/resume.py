@@ -210,7 +210,10 @@ def prepare_resume(cfg: DictConfig) -> tuple[DictConfig, ResumePoint]:
             f"cannot resume run {run_id} with epochs={asked}: it was planned for epochs={planned} "
             f"(its learning-rate schedule too); resume it without epochs=, or {extend}"
         )
-    if planned is not None and point.epoch >= int(planned):
+    # A run that trained every epoch but did not complete (a full disk, a bug in what follows training) resumes
+    # with no epoch left: the session runs what follows the loop (the test report) and completes the run.
+    done = record.get("status") == Status.COMPLETED.value
+    if planned is not None and point.epoch >= int(planned) and done:
         raise UserError(
             f"run {run_id} has trained all its {point.epoch} epochs: nothing left to do; {extend}"
         )

@@ -5,6 +5,7 @@ main thread only."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -97,3 +98,18 @@ def say_ending(run_id: str, path: Path, status: Status, exc: BaseException | Non
             reason,
             run_id,
         )
+
+
+def disk_full_line(run_id: str, path: Path, exc: OSError, status: Status, step: int | None) -> str:
+    """The one line for a run that a full disk stopped: where, what the run is, what was kept, what next."""
+    where = Path(exc.filename) if exc.filename else path
+    with contextlib.suppress(ValueError):
+        where = where.relative_to(path.parent)  # <run dir name>/media/x.png: short, and still says which run
+    kept = ["events.jsonl"] + sorted(
+        f"checkpoints/{p.name}" for p in (path / "checkpoints").glob("*.pt") if p.stat().st_size
+    )
+    at = f" at step {step}" if step else ""
+    return (
+        f"no space left on device writing {where}: run {run_id} {status.value}{at}; kept: {', '.join(kept)}. "
+        f"Free space, then continue it from its last checkpoint with: python train.py resume={run_id}"
+    )

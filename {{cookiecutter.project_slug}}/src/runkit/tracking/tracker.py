@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runkit.errors import UserError
+from runkit.errors import UserError, naming
 from runkit.storage.events import EventWriter
 from runkit.storage.jsonio import write_json
 from runkit.storage.layout import DATASET_FILE, HISTORY_FILE, MEDIA_DIR
@@ -38,7 +38,7 @@ from runkit.tracking.run_files import (
 from runkit.tracking.run_files import (
     _now as _now,
 )
-from runkit.tracking.stopping import SignalHandling, _StopWaiting, say_ending
+from runkit.tracking.stopping import SignalHandling, _StopWaiting, disk_full_line, say_ending
 from runkit.tracking.summary import Summary
 
 if TYPE_CHECKING:
@@ -197,7 +197,8 @@ class ExperimentTracker(SignalHandling):
         from runkit.tracking.media import save_png
 
         dest = self.run_dir.path / MEDIA_DIR / _media_name(name, step, ".png")
-        width, height = save_png(image, dest)
+        with naming(dest):
+            width, height = save_png(image, dest)
         rel = dest.relative_to(self.path).as_posix()
         self._events.write("image", {"path": rel, "name": name, "width": width, "height": height}, step)
         return dest
@@ -211,7 +212,8 @@ class ExperimentTracker(SignalHandling):
 
         names, rows = table_rows(data, list(columns) if columns is not None else None)
         dest = self.run_dir.path / MEDIA_DIR / _media_name(name, step, ".csv")
-        save_csv(names, rows, dest)
+        with naming(dest):
+            save_csv(names, rows, dest)
         rel = dest.relative_to(self.path).as_posix()
         self._events.write("table", {"path": rel, "name": name, "columns": names, "rows": len(rows)}, step)
         return dest
@@ -371,6 +373,8 @@ class ExperimentTracker(SignalHandling):
             status, error = resolve_ending(self.path, self._distributed.world_size, exc, status, error)
         say_ending(self.run_id, self.path, status, exc, error)
         self.finish(status, error)
+        if isinstance(exc, OSError) and exc.errno in NO_SPACE:  # one line, not a traceback
+            raise DiskFullError(disk_full_line(self.run_id, self.path, exc, status, self._step)) from None
 
     # --- internals ---------------------------------------------------------------------------------------
     def _beat(self) -> None:
