@@ -12,17 +12,14 @@ import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from tracking_runs import free_port, wait_for
+from tracking_runs import free_port, start_mlflow_server, wait_for
 
 DB_USER, DB_NAME = "kit", "mlflow"
 
@@ -53,28 +50,11 @@ class TeamServer:
         return self.root / "server-artifacts"
 
     def start_mlflow(self, timeout: float = 120) -> None:
-        mlflow_cli = Path(sys.executable).with_name("mlflow")
-        cmd = [
-            str(mlflow_cli) if mlflow_cli.exists() else "mlflow", "server",
-            "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
-            "--backend-store-uri", self.backend_uri,
+        self.procs["mlflow"] = start_mlflow_server(
+            self.root, self.port, self.backend_uri,
             "--serve-artifacts", "--artifacts-destination", str(self.artifacts),
-        ]  # fmt: skip
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-        log = open(self.root / f"mlflow-{int(time.time() * 1000)}.log", "w")  # noqa: SIM115
-        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.procs["mlflow"] = proc
-
-        def up() -> bool:
-            if proc.poll() is not None:
-                raise AssertionError(f"mlflow server exited ({proc.returncode}); see {log.name}")
-            try:
-                with urllib.request.urlopen(self.url + "/health", timeout=2) as response:
-                    return response.status == 200
-            except OSError:
-                return False
-
-        wait_for(up, timeout, "the MLflow server")
+            timeout=timeout,
+        )  # fmt: skip
 
     def stop_mlflow(self) -> None:
         """Stop the server (its process group: gunicorn/uvicorn workers included) and wait for it."""

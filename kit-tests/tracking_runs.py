@@ -181,6 +181,36 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_mlflow_server(
+    root: Path, port: int, store_uri: str, *options: str, timeout: float = 120
+) -> subprocess.Popen:
+    """`mlflow server` on 127.0.0.1:`port` in its own session (stopped by its process group), logging to a
+    file under `root`; returns once its /health answers."""
+    import urllib.request
+
+    mlflow_cli = Path(sys.executable).with_name("mlflow")
+    cmd = [
+        str(mlflow_cli) if mlflow_cli.exists() else "mlflow", "server",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        "--backend-store-uri", store_uri, *options,
+    ]  # fmt: skip
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    log = open(Path(root) / f"mlflow-server-{int(time.time() * 1000)}.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def up() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"mlflow server exited ({proc.returncode}); see {log.name}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    wait_for(up, timeout, "the MLflow server")
+    return proc
+
+
 class MlflowServer:
     """`mlflow server` on 127.0.0.1, in its own process group (stopped with all its workers)."""
 
@@ -193,8 +223,6 @@ class MlflowServer:
     def start(self, timeout: float = 120, seed_db: str | None = None) -> MlflowServer:
         """Start the server; `seed_db`: a sqlite URI whose (already migrated) database it starts from, which
         saves the many seconds MLflow takes to create its schema."""
-        import urllib.request
-
         db = self.root / "server.db"
         if seed_db and not db.exists():
             from mlflow.tracking import MlflowClient
@@ -202,33 +230,10 @@ class MlflowServer:
             MlflowClient(tracking_uri=seed_db).search_experiments()  # make sure the schema exists
             shutil.copy(seed_db[len("sqlite:///") :], db)
 
-        mlflow_cli = Path(sys.executable).with_name("mlflow")
-        cmd = [
-            str(mlflow_cli) if mlflow_cli.exists() else "mlflow",
-            "server",
-            "--host", "127.0.0.1",
-            "--port", str(self.port),
-            "--workers", "1",
-            "--backend-store-uri", f"sqlite:///{db}",
-            "--artifacts-destination", str(self.root / "server-artifacts"),
-        ]  # fmt: skip
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-        log = open(self.root / f"server-{int(time.time() * 1000)}.log", "w")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-        def up() -> bool:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise AssertionError(f"mlflow server exited ({self.proc.returncode}); see {log.name}")
-            try:
-                with urllib.request.urlopen(self.url + "/health", timeout=2) as response:
-                    return response.status == 200
-            except OSError:
-                return False
-
-        wait_for(up, timeout, "the MLflow server")
+        self.proc = start_mlflow_server(
+            self.root, self.port, f"sqlite:///{db}",
+            "--artifacts-destination", str(self.root / "server-artifacts"), timeout=timeout,
+        )  # fmt: skip
         return self
 
     def stop(self) -> None:

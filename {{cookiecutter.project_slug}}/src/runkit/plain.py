@@ -7,6 +7,11 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 
+def plain(value: Any) -> Any:
+    """A config node (resolved) as plain data; any other value as it is."""
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+
 def plain_dict(node: DictConfig | dict[str, Any] | None) -> dict[str, Any]:
     """A config node (or a missing one) as a resolved dict with string keys."""
     if node is None:

@@ -13,8 +13,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from runkit.plain import plain
 from runkit.repro.config_keys import is_plumbing, science_params
 
 HASH_LENGTH = 12
@@ -29,7 +30,7 @@ def hashable_config(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
         if is_plumbing(str(key)):
             continue
         value = cfg[key]
-        data[str(key)] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+        data[str(key)] = plain(value)
     return data
 
 

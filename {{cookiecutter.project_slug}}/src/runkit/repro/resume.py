@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from runkit.errors import UserError
 from runkit.hydra_context import hydra_context
 from runkit.overrides import override_key
+from runkit.plain import plain
 from runkit.repro.checkpoint import load_checkpoint
 from runkit.repro.config_keys import SESSION_KEYS
 from runkit.storage.jsonio import CorruptRunFileError
@@ -96,10 +97,6 @@ def config_differences(
             if a != b:
                 diffs.append(f"{leaf} (run: {a}, now: {b})")
     return diffs
-
-
-def _plain(value: Any) -> Any:
-    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
 def _recompose(cfg: DictConfig, overrides: list[str]) -> DictConfig:
@@ -192,7 +189,7 @@ def prepare_resume(cfg: DictConfig) -> tuple[DictConfig, ResumePoint]:
     with open_dict(session_cfg):
         session_cfg.resume = str(run_dir.path)  # the run itself, so `last` cannot move meanwhile
     sections = {key.split(".")[0] for key in MUST_MATCH}
-    current = {k: _plain(session_cfg[k]) for k in sections if k in session_cfg}
+    current = {k: plain(session_cfg[k]) for k in sections if k in session_cfg}
     diffs = config_differences(saved_cfg, current)
     if diffs:
         raise UserError(
@@ -210,8 +207,8 @@ def prepare_resume(cfg: DictConfig) -> tuple[DictConfig, ResumePoint]:
             f"cannot resume run {run_id} with epochs={asked}: it was planned for epochs={planned} "
             f"(its learning-rate schedule too); resume it without epochs=, or {extend}"
         )
-    # A run that trained every epoch but did not complete (a full disk, a bug in what follows training) resumes
-    # with no epoch left: the session runs what follows the loop (the test report) and completes the run.
+    # A run that trained every epoch but did not complete (a full disk, a bug in what follows training)
+    # resumes with no epoch left: the session runs what follows the loop (the test report) and completes it.
     done = record.get("status") == Status.COMPLETED.value
     if planned is not None and point.epoch >= int(planned) and done:
         raise UserError(

@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from runkit.errors import UserError
 from runkit.overrides import override_key
+from runkit.plain import plain, plain_dict
 from runkit.storage.layout import SWEEP_FILE, SWEEP_SUMMARY_MD
 from runkit.storage.records import SweepRecord
 from runkit.storage.secrets import Secrets
@@ -117,7 +118,7 @@ class SweepCallback(Callback):
         grid, fixed = sweep_grid(overrides)
         sweeper = config.hydra.get("sweeper")
         params = sweeper.get("params") if sweeper is not None else None
-        search_space = OmegaConf.to_container(params, resolve=True) if params else None
+        search_space = plain(params) if params else None
         now = time.time()
         record: SweepRecord = {
             **previous,
@@ -225,9 +226,7 @@ class SweepCallback(Callback):
 
         assert self._state is not None
         record = self._state["record"]
-        container = OmegaConf.to_container(config, resolve=True)
-        assert isinstance(container, dict)
-        resolved = {str(k): v for k, v in container.items() if k != "hydra"}
+        resolved = {k: v for k, v in plain_dict(config).items() if k != "hydra"}
         for name, spec in chosen_backends(config).items():
             info = SweepInfo(
                 sweep_id=record["id"],
