@@ -30,7 +30,12 @@ metric events (step by step), its params, and its artifacts (every checkpoint ev
     wandb        wandb.init(mode="offline", system stats off), one `log` per step, the final checkpoints as one
                  model artifact, finish()
 
-and the ratio of our delivery CPU (median) to the yardstick's (median). Figures are medians over --repeats.
+and the ratio of our delivery CPU to the yardstick's: the median over the repeats of each repeat's own ratio
+(the yardsticks run in every repeat, right after its cases, so a slow spell of a shared machine inflates both
+sides of a ratio alike; the ratio of the two medians is in --json too). Figures are medians over --repeats.
+With several --project, a last table gives each project's paired differences to the first one (the median
+over the repeats of the difference within a repeat): on a shared machine they are steadier than the
+difference of two medians.
 """
 
 from __future__ import annotations
@@ -293,6 +298,55 @@ def fmt(value: float | None, spec: str = "6.2f") -> str:
     return format(value, spec) if value is not None else " " * (int(spec.split(".")[0]) - 1) + "-"
 
 
+def paired_report(
+    labels: list[str],
+    cases: list[str],
+    results: dict[tuple[str, str], list[dict[str, Any]]],
+    yard: dict[str, list[dict[str, float]]],
+) -> dict[str, Any]:
+    """Each project against the first, repeat by repeat: the median of the differences within a repeat (the
+    runs of one repeat follow each other, so they share the machine's load)."""
+
+    def diff(label: str, case: str, key: str, per_yardstick: bool = False) -> float | None:
+        values: list[float | None] = []
+        sticks = yard.get(case) or []
+        for i, (mine, base) in enumerate(
+            zip(results[(label, case)], results[(labels[0], case)], strict=True)
+        ):
+            scale = 1.0
+            if per_yardstick:  # the difference of the two ratios to this repeat's yardstick
+                if i >= len(sticks) or sticks[i]["cpu"] <= 0:
+                    continue
+                scale = sticks[i]["cpu"]
+            if mine[key] is not None and base[key] is not None:
+                values.append((mine[key] - base[key]) / scale)
+        return median(values)
+
+    print(f"\npaired differences to {labels[0]} (median over the repeats of the difference within a repeat)")
+    print(
+        f"{'project':>8} {'case':<12} {'cpu s':>7} {'wall s':>7} {'end wait':>8} {'delivery':>8} {'ratio':>6}"
+    )
+    out: dict[str, Any] = {}
+    for label in labels[1:]:
+        for case in cases:
+            entry = {
+                "cpu": diff(label, case, "cpu"),
+                "wall": diff(label, case, "wall"),
+                "wait": diff(label, case, "wait"),
+                "delivery": diff(label, case, "delivery"),
+                "delivery_x_yardstick": diff(label, case, "delivery", per_yardstick=True)
+                if case in yard
+                else None,
+            }
+            out[f"{label}:{case}"] = entry
+            print(
+                f"{label:>8} {case:<12} {fmt(entry['cpu'], '+7.2f')} {fmt(entry['wall'], '+7.2f')} "
+                f"{fmt(entry['wait'], '+8.2f')} {fmt(entry['delivery'], '+8.2f')} "
+                f"{fmt(entry['delivery_x_yardstick'], '+6.2f')}"
+            )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -402,7 +456,13 @@ def main() -> None:
             cpu, wall = median([r["cpu"] for r in runs]), median([r["wall"] for r in runs])
             wait, delivery = median([r["wait"] for r in runs]), median([r["delivery"] for r in runs])
             yardstick = summary["yardsticks"].get(case)
-            ratio = delivery / yardstick if delivery is not None and yardstick else None
+            of_medians = delivery / yardstick if delivery is not None and yardstick else None
+            ratio = median(
+                [
+                    r["delivery"] / y["cpu"] if r["delivery"] is not None and y["cpu"] > 0 else None
+                    for r, y in zip(runs, yard.get(case, []), strict=False)
+                ]
+            )
             assert cpu is not None and wall is not None and base_cpu and base_wall
             print(
                 f"{label:>8} {case:<12} {cpu:7.2f} {cpu / base_cpu:7.2f} {wall:7.2f} {wall / base_wall:7.2f} "
@@ -411,7 +471,11 @@ def main() -> None:
             summary["cases"][f"{label}:{case}"] = {
                 "cpu": cpu, "wall": wall, "cpu_x_local": cpu / base_cpu, "wall_x_local": wall / base_wall,
                 "wait": wait, "delivery": delivery, "yardstick": yardstick, "delivery_x_yardstick": ratio,
+                "delivery_x_yardstick_of_medians": of_medians,
             }  # fmt: skip
+    labels = list(projects)
+    if len(labels) > 1:
+        summary["paired"] = paired_report(labels, cases, results, yard)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     print(
         f"targets: delivery <= {TARGET_DELIVERY}x the yardstick per backend; all three: wall <= {TARGET_WALL}x "

@@ -145,7 +145,8 @@ def _items(items: Any) -> dict[str, Any]:
 
 def wandb_run(run_dir: Path) -> dict[str, Any]:
     """What W&B stored offline for a run (all its sessions, oldest first): config, history rows, summary,
-    exit codes, artifacts (name, type, aliases, files), saved files, run ids."""
+    exit codes, artifacts (name, type, aliases, files), saved files, run ids. Only the live session folders
+    (`wandb/offline-run-*`): those a rebuilt run retired into `wandb/superseded/` are not its history."""
     files = sorted(Path(run_dir).glob("wandb/offline-run-*/run-*.wandb"))
     assert files, f"no offline W&B run under {run_dir}/wandb"
     out: dict[str, Any] = {

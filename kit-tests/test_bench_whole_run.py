@@ -15,7 +15,8 @@ def test_quick_mode_reports_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "figures.json"
     bench = TEMPLATE / "benchmarks" / "bench_whole_run.py"
     proc = subprocess.run(
-        [sys.executable, str(bench), "--quick", "--project", f"kit={ROOT}", "--json", str(out)],
+        [sys.executable, str(bench), "--quick", "--project", f"kit={ROOT}", "--project", f"twin={ROOT}"]
+        + ["--json", str(out)],
         env=project_env(),
         capture_output=True,
         text=True,
@@ -30,3 +31,8 @@ def test_quick_mode_reports_every_figure(tmp_path: Path) -> None:
     assert figures["yardsticks"]["tensorboard"] > 0
     assert tensorboard["delivery_x_yardstick"] is not None
     assert "targets:" in proc.stdout
+    # Two projects: each one's differences to the first, repeat by repeat.
+    paired = figures["paired"]["twin:tensorboard"]
+    assert paired["cpu"] is not None and paired["delivery"] is not None and paired["wait"] is not None
+    assert paired["delivery_x_yardstick"] is not None
+    assert "paired differences to kit" in proc.stdout

@@ -1,18 +1,23 @@
 """Fault injection, resume: a run killed between two checkpoints and resumed. Every backend must show one
 history: each step once, with the values of the session that continued (the earlier session's steps after
-the checkpoint are superseded). W&B offline cannot delete a row: what holds there is tested precisely."""
+the checkpoint are superseded). W&B offline cannot delete a row: the resumed session rebuilds its run file
+from the log, and the interrupted session's folder goes. `runs sync` of the resumed run into backends that
+never had it writes the same one history, and so does a sync after a rebuild cut short by a kill."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
 from backend_readers import mlflow_run, tb_scalars, wandb_run
 from conftest import train
-from fault_helpers import same_points
+from fault_helpers import runs_cli, same_points
 from tracking_runs import (
     BACKENDS,
     events,
@@ -34,13 +39,23 @@ def _last_step(run_dir):
     return max(steps, default=0)
 
 
-def _checkpoint_step(run_dir):
-    steps = [
+def _checkpoint_steps(run_dir):
+    return [
         e["step"]
         for e in events(run_dir)
         if e["type"] == "artifact" and e["data"].get("kind") == "checkpoint"
     ]
-    return max(steps, default=None)
+
+
+def _checkpoint_step(run_dir):
+    return max(_checkpoint_steps(run_dir), default=None)
+
+
+def _between_checkpoints(run_dir):
+    """Past the last checkpoint and not on the next one: a checkpoint's file is saved before its event is
+    logged, so a process stopped at an epoch's last step may hold a newer checkpoint than the log says."""
+    last, saved = _last_step(run_dir), _checkpoint_steps(run_dir)
+    return bool(saved) and last > max(saved) + 2 and last % min(saved) != 0
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +68,7 @@ def resumed(tmp_path_factory):
     # Stop it between two checkpoints (not on one: the test would prove nothing), then kill it.
     for _ in range(200):
         os.killpg(proc.pid, signal.SIGSTOP)
-        if _last_step(run_dir) > (_checkpoint_step(run_dir) or 0) + 2:
+        if _between_checkpoints(run_dir):
             break
         os.killpg(proc.pid, signal.SIGCONT)
         time.sleep(0.01)
@@ -62,6 +77,12 @@ def resumed(tmp_path_factory):
     proc.log_file.close()
     killed_at = _last_step(run_dir)
     wait_for(lambda: shipper_done(run_dir, BACKENDS, "crashed"), 180, "the crashed session's shipper")
+    # System samples of the interrupted session, in system.jsonl as its shipper writes them (its sampler
+    # may not see the trainer's pid here): `system/probe` is the step each was taken at.
+    logged = [e for e in events(run_dir) if e["type"] == "metrics"]
+    with open(run_dir / "system.jsonl", "a", encoding="utf-8") as samples:
+        for event in (logged[0], logged[len(logged) // 2], logged[-1]):
+            samples.write(json.dumps({"time": event["time"], "system/probe": float(event["step"])}) + "\n")
     train(runs, *tracker_overrides(BACKENDS), f"resume={record(run_dir)['id']}", timeout=600)
     wait_for(lambda: shipper_done(run_dir, BACKENDS, "completed"), 180, "the resumed session's shipper")
     log = events(run_dir)
@@ -96,18 +117,83 @@ def test_mlflow_shows_one_history(resumed):
     assert last["train/loss"] == expected["train/loss"][-1][1]
 
 
-def test_wandb_keeps_the_superseded_rows_and_the_last_row_of_each_step_is_the_history(resumed):
-    """W&B offline appends rows and cannot delete one (rewinding a run needs the W&B server): the steps
-    between the checkpoint and the kill have two rows, the interrupted session's first. Reading the last row
-    of each step gives the one history; that, and nothing more, is what holds."""
-    run_dir, expected, from_step, killed_at = resumed
+def _wandb_points(run_dir, key):
+    return [(row["global_step"], row[key]) for row in wandb_run(run_dir)["history"] if key in row]
+
+
+def test_wandb_offline_rebuilds_one_history_and_drops_the_interrupted_sessions_folder(resumed):
+    """W&B offline cannot delete a row: the resumed session retired the interrupted session's folder and
+    wrote the whole history again from the log, without the superseded steps."""
+    run_dir, expected, from_step, _ = resumed
     stored = wandb_run(run_dir)
+    assert len(stored["files"]) == 1  # one live session folder: the rebuilt one
     for key, points in expected.items():
-        rows = [(row["global_step"], row[key]) for row in stored["history"] if key in row]
-        last: dict[int, float] = {}
-        for step, value in rows:
-            last[step] = value
-        same_points(sorted(last.items()), points, f"W&B {key}")
-        repeated = sorted({s for s, _ in rows if [t for t, _ in rows].count(s) > 1})
-        assert all(from_step < s <= killed_at for s in repeated), (key, repeated[:5], from_step, killed_at)
-    assert stored["summary"]["run_status"] == "completed"
+        same_points(_wandb_points(run_dir, key), points, f"W&B {key}")
+    assert stored["summary"]["run_status"] == "completed" and stored["exit_codes"] == [0]
+    # The interrupted session's system samples came again (from system.jsonl), each at the step the trainer
+    # had logged last at its time: a superseded step's is at a step of the history.
+    probes = [(row["system/probe"], row["global_step"]) for row in stored["history"] if "system/probe" in row]
+    assert len(probes) == 3
+    for taken_at, step in probes:
+        assert step == taken_at if taken_at <= from_step else step <= from_step, (taken_at, step, from_step)
+    retired = run_dir / "wandb" / "superseded"
+    assert not list(retired.glob("*offline-run-*"))  # deleted once the rebuilt run closed whole
+    assert json.loads((retired / f"{record(run_dir)['id']}.json").read_text())["complete"] is True
+
+
+def _copy_without(run_dir: Path, dest: Path, *backends: str) -> Path:
+    """The run directory copied elsewhere, as if `backends` had never had it."""
+    copy = dest / run_dir.name
+    shutil.copytree(run_dir, copy, symlinks=True)
+    for name in backends:
+        (copy / "shipper" / f"{name}.json").unlink(missing_ok=True)
+    return copy
+
+
+def test_sync_of_the_resumed_run_into_backends_that_never_had_it_writes_one_history(resumed, tmp_path):
+    """The superseded events are handed to no backend: W&B (which cannot delete a row) and a new MLflow
+    store get one history from `runs sync`, each step once."""
+    run_dir, expected, _, _ = resumed
+    copy = _copy_without(run_dir, tmp_path, "wandb", "mlflow", "tensorboard")
+    for folder in ("wandb", "tensorboard"):
+        shutil.rmtree(copy / folder)
+    config = (copy / "config.yaml").read_text()
+    store = f"sqlite:///{tmp_path / 'new.db'}"
+    config = config.replace(record(run_dir)["backends"]["mlflow"]["tracking_uri"], store)
+    (copy / "config.yaml").write_text(config)
+    for name in ("wandb", "mlflow", "tensorboard"):
+        assert f"synced {record(copy)['id']} -> {name}" in runs_cli("sync", str(copy), "--to", name).stdout
+    assert len(wandb_run(copy)["files"]) == 1
+    ids = record(copy)["backends"]["mlflow"]
+    assert ids["tracking_uri"] == store
+    stored = mlflow_run(store, ids["run_id"])
+    scalars = tb_scalars(copy / "tensorboard")
+    for key, points in expected.items():
+        same_points(_wandb_points(copy, key), points, f"W&B {key}")
+        same_points(stored["metrics"][key], points, f"MLflow {key}")
+        same_points(scalars[key], points, f"TensorBoard {key}", float32=True)
+
+
+def test_a_rebuild_cut_short_is_done_again_by_runs_sync(resumed, tmp_path):
+    """The resumed session's shipper killed in the middle of the rebuild (as it leaves things: the state
+    file says the rebuild is not done, the cursor is mid-log and not closed, the run file is cut): `runs
+    sync` rebuilds again from the log's start and ends with one whole history."""
+    run_dir, expected, _, _ = resumed
+    copy = _copy_without(run_dir, tmp_path)
+    run_id = record(copy)["id"]
+    state = copy / "wandb" / "superseded" / f"{run_id}.json"
+    state.write_text(json.dumps({"covered": json.loads(state.read_text())["covered"], "complete": False}))
+    (live,) = copy.glob(f"wandb/offline-run-*-{run_id}/run-{run_id}.wandb")
+    live.write_bytes(live.read_bytes()[: live.stat().st_size // 2])
+    cursor_file = copy / "shipper" / "wandb.json"
+    cursor = json.loads(cursor_file.read_text())
+    cursor.update(offset=cursor["offset"] // 2, closed=None)
+    cursor_file.write_text(json.dumps(cursor))
+    assert f"synced {run_id} -> wandb" in runs_cli("sync", str(copy), "--to", "wandb").stdout
+    stored = wandb_run(copy)
+    assert len(stored["files"]) == 1 and stored["files"][0].parent != live.parent
+    assert sum("system/probe" in row for row in stored["history"]) == 3  # the samples once, not per replay
+    for key, points in expected.items():
+        same_points(_wandb_points(copy, key), points, f"W&B {key}")
+    assert not list((copy / "wandb" / "superseded").glob("*offline-run-*"))
+    assert json.loads(state.read_text())["complete"] is True

@@ -127,7 +127,8 @@ def _sync_locked(
         ) from exc
 
     channel = Channel(backend, adapter, rd.path, DEFAULT_OPTIONS["retries"], DEFAULT_OPTIONS["retry_backoff"])
-    first_time = channel.cursor.offset == 0  # the backend holds nothing of this run yet
+    # The backend holds nothing of this run yet (one that rebuilt its run at open has its samples from then).
+    first_time = channel.cursor.offset == 0 and not adapter.rebuilt
     pump = Pump(rd.events_file, [channel], DEFAULT_OPTIONS["batch_events"])
     pump.drain()
     if first_time:

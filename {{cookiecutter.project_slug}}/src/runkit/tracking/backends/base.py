@@ -68,6 +68,10 @@ class Backend(ABC):
 
     #: the key under `tracker:` in the config and in run.json's "backends"
     name: str = "backend"
+    #: set by open() when the backend started its run over, holding nothing of the log (W&B offline rebuilds
+    #: a resumed run's history whole, without the superseded rows): the delivery sends it the whole log again
+    #: (also when its cursor said it had everything), params and tags at the log's start included
+    rebuilt: bool = False
 
     def preflight(self) -> None:
         """Cheap checks run in the training process before training starts, without importing the backend's

@@ -28,10 +28,9 @@ from runkit.storage.events import ArtifactData, DatasetData, HParamsData, ImageD
 from runkit.storage.status import Status
 from runkit.tracking.backends import native
 from runkit.tracking.backends.base import Backend, BackendError, RunInfo, SweepInfo, require_package
-from runkit.tracking.backends.wandb_files import (
-    first_missing,
-    held_rows,
-)
+from runkit.tracking.backends.wandb_files import first_missing, held_position, held_rows
+from runkit.tracking.backends.wandb_lean import import_wandb
+from runkit.tracking.backends.wandb_rebuild import Rebuild
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +83,7 @@ class WandbBackend(Backend):
         self._files: Path | None = None  # <base>/wandb: W&B's own files for this run
         self._run_id = ""
         self._saved_env: dict[str, str | None] = {}
+        self._rebuild = Rebuild()  # offline: whether this session rebuilds a resumed run's history (open)
 
     # --- lifecycle ---------------------------------------------------------------------------------------
     def preflight(self) -> None:
@@ -96,13 +96,12 @@ class WandbBackend(Backend):
 
     def _import(self) -> Any:
         try:
-            import wandb
+            self._wandb = import_wandb()  # without W&B's pandas import (wandb_lean)
         except ImportError as exc:
             raise BackendError(
                 f"tracker=wandb needs the wandb package ({exc}): pip install -e '.[wandb]'"
             ) from exc
-        self._wandb = wandb
-        return wandb
+        return self._wandb
 
     def open(self, run: RunInfo) -> dict[str, Any]:
         wandb = self._import()
@@ -112,6 +111,9 @@ class WandbBackend(Backend):
         self._run_id = run.run_id
         (base / "wandb").mkdir(parents=True, exist_ok=True)
         if self.mode == "offline":
+            # A resumed run's superseded rows: the history rebuilt whole (online, the server keeps them)
+            self._rebuild = Rebuild.prepare(base / "wandb", run.run_id, self._run_dir)
+            self.rebuilt = self._rebuild.restart
             for variable, sub in _DIR_VARIABLES.items():
                 if variable not in _USER_SET:
                     self._saved_env[variable] = os.environ.get(variable)
@@ -162,6 +164,8 @@ class WandbBackend(Backend):
             sys.argv = argv
         self._run.define_metric("global_step")
         self._run.define_metric("*", step_metric="global_step")
+        for step, values, wall in self._rebuild.system_rows():  # a rebuilt file has the earlier samples too
+            self._log_at(values, step, wall)
         ids: dict[str, Any] = {"id": run.run_id, "project": self.project, "mode": self.mode}
         if self.entity:
             ids["entity"] = self.entity
@@ -194,10 +198,12 @@ class WandbBackend(Backend):
     def confirmed_until(self, events_file: Path, cursor_offset: int) -> tuple[int, int] | None:
         # W&B's writer (wandb-core) is a separate process that buffers: killed with the shipper, it loses the
         # rows it had not written yet although log() had returned. Its run files say what it really holds.
+        if self._rebuild.restart:  # a rebuilt run file holds nothing the cursor counted
+            return 0, 0
         if self._files is None:
             return None
         held = held_rows(self._files, self._run_id)
-        return first_missing(events_file, cursor_offset, held)
+        return held_position(events_file, cursor_offset, held)
 
     def flush(self) -> None:
         if self._row:
@@ -235,6 +241,7 @@ class WandbBackend(Backend):
         self._log_at(dict(metrics), self._last_step, wall)
 
     def mark_complete(self, missing: str | None) -> None:
+        self._rebuild.missing = missing
         if self._run is None:
             return
         if missing:
@@ -258,6 +265,7 @@ class WandbBackend(Backend):
             self._run.mark_preempting()
         self._run.finish(exit_code=EXIT_CODES.get(status, 1))
         self._run = None
+        self._rebuild.finish()  # after finish(): the rebuilt run file is whole on disk
         for variable, value in self._saved_env.items():  # this run's folders are not the next one's
             if value is None:
                 os.environ.pop(variable, None)
@@ -374,13 +382,7 @@ def _has_api_key() -> bool:
 
 
 # What this module has always offered, wherever it is defined now.
-__all__ = [
-    "EXIT_CODES",
-    "MODES",
-    "WandbBackend",
-    "first_missing",
-    "held_rows",
-]
+__all__ = ["EXIT_CODES", "MODES", "WandbBackend", "first_missing", "held_rows"]
 
 
 def _init_when_free(wandb: Any, **kwargs: Any) -> Any:

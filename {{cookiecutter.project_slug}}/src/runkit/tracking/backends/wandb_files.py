@@ -12,7 +12,9 @@ def held_rows(wandb_dir: Path, run_id: str) -> dict[int, set[str]]:
     """{global_step: metric names} of every history row in the run files of W&B run `run_id` under
     `wandb_dir` (every session: offline-run-*-<id>/run-<id>.wandb, or run-*-<id>/ online)."""
     held: dict[int, set[str]] = {}
-    for path in sorted(wandb_dir.glob(f"*run-*-{run_id}/run-{run_id}.wandb")):
+    files = sorted(wandb_dir.glob(f"*run-*-{run_id}/run-{run_id}.wandb"))
+    _wait_for_writers(files)
+    for path in files:
         for row in _history_rows(path):
             step = row.get("global_step")
             if isinstance(step, (int, float)):
@@ -20,20 +22,78 @@ def held_rows(wandb_dir: Path, run_id: str) -> dict[int, set[str]]:
     return held
 
 
+def _wait_for_writers(files: list[Path], timeout: float = 30.0) -> None:
+    """Wait until no process has these run files open: W&B's writer (wandb-core) runs in a session of its
+    own, so a kill of the trainer's process group leaves it writing out what it was handed. Read before it
+    is done, a run file looks cut short, and the rows it is still writing would be sent again (Linux: the
+    open files of /proc/<pid>/fd; elsewhere, not waited for)."""
+    import os
+    import time
+
+    wanted = {str(path.resolve()) for path in files}
+    proc = Path("/proc")
+    if not wanted or not proc.is_dir():
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        busy = False
+        for entry in proc.iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                busy = any(os.readlink(fd) in wanted for fd in (entry / "fd").iterdir())
+            except OSError:
+                continue
+            if busy:
+                break
+        if not busy:
+            return
+        time.sleep(0.2)
+
+
 def first_missing(events_file: Path, end: int, held: dict[int, set[str]]) -> tuple[int, int] | None:
     """(offset, seq) just before the first metrics event of the log's first `end` bytes whose step has no
     row in `held` (None: it holds them all). Judged by step, not by name: a row holds what the adapter made
-    of the event's metrics, which need not be their names in the log."""
+    of the event's metrics, which need not be their names in the log. A superseded event (a resumed run's)
+    is never sent, so never missing."""
     from runkit.storage.events import read_events
+    from runkit.storage.supersede import Supersession
 
+    superseded = Supersession.scan(events_file).superseded
     before = (0, 0)
     for offset, event in read_events(events_file):
         if offset > end:
             break
-        if event.get("type") == "metrics" and int(event.get("step") or 0) not in held:
+        if (
+            event.get("type") == "metrics"
+            and int(event.get("step") or 0) not in held
+            and not superseded(offset, event)
+        ):
             return before
         before = (offset, int(event.get("seq") or 0))
     return None
+
+
+def held_position(events_file: Path, cursor: int, held: dict[int, set[str]]) -> tuple[int, int] | None:
+    """Where a killed session's cursor should be, by what the run files hold: back before the first metrics
+    event up to the cursor that W&B lost (its writer buffers), or forward past the metrics events after the
+    cursor that it holds all the same (its writer, in a session of its own, outlives a kill of the process
+    group and writes out the batch it was handed before the cursor was saved). Forward only across metrics
+    events whose every name is in the row of their step: anything else (a file, a tag) is sent again rather
+    than risked. None: the cursor is right."""
+    from runkit.storage.events import read_events
+
+    back = first_missing(events_file, cursor, held)
+    if back is not None:
+        return back
+    ahead: tuple[int, int] | None = None
+    for offset, event in read_events(events_file, cursor):
+        step = event.get("step")
+        names = set((event.get("data") or {}).keys())
+        if event.get("type") != "metrics" or not isinstance(step, int) or not names <= held.get(step, set()):
+            break
+        ahead = (offset, int(event.get("seq") or 0))
+    return ahead
 
 
 _BLOCK, _HEADER = 32768, 7

@@ -9,7 +9,8 @@ One job per module:
 - pump:     tails events.jsonl and feeds every channel that is due, one read for all of them;
 - ending:   the session's final status when the trainer died without a word (`crashed`);
 - launch:   the trainer's side (`Shipper`): preflight, start the child, the pipe protocol, close;
-- child:    the shipper process itself: handshake, follow the log, drain, close every backend.
+- child:    the shipper process itself: handshake, follow the log, drain, close every backend;
+- closing:  the end of a session: every backend drains and closes in a thread of its own, all at once.
 
 `runs sync` (tracking/sync.py) runs channel + pump in the calling process: the same code path, after the fact.
 Nothing here imports a backend's library; each adapter imports its own when it is built.

@@ -93,20 +93,38 @@ class Channel:
         self.next_try = 0.0  # time.monotonic() before which a failed backend is left alone
         self.error: str | None = None  # set when set aside
         self.shipped = 0
-        if killed:
+        if backend.rebuilt:
+            self._start_over()
+        elif killed:
             self._check_cursor()
 
+    def _start_over(self) -> None:
+        """The backend rebuilt its run at open (W&B offline, for a resumed run: see Backend.rebuilt): it
+        holds nothing of the log, and is sent all of it."""
+        if self.cursor.offset > 0:
+            log.info(
+                "%s rebuilds its run: sending the whole log again (its cursor said seq %d)",
+                self.name,
+                self.cursor.seq,
+            )
+        self.cursor.offset, self.cursor.seq = 0, 0
+        # Saved now: a kill before the first batch must not leave the old cursor to the next session.
+        with contextlib.suppress(OSError):
+            self.cursor.save(self.run_dir, self.name)
+
     def _check_cursor(self) -> None:
-        """Move the cursor back to what the backend's own storage really holds (a backend that writes in the
-        background may have lost its last batches when it was killed with this process)."""
+        """Move the cursor to what the backend's own storage really holds: back, when a backend that writes
+        in the background lost its last batches when it was killed with this process; forward, when its
+        writer outlived the kill and wrote a batch the cursor was not saved for (sent again, its rows would
+        be there twice)."""
         try:
             confirmed = self.backend.confirmed_until(self.run_dir / EVENTS_FILE, self.cursor.offset)
         except Exception:
             log.warning("could not check what %s holds; trusting its cursor", self.name, exc_info=True)
             return
-        if confirmed is not None and confirmed[0] < self.cursor.offset:
+        if confirmed is not None and confirmed[0] != self.cursor.offset:
             log.warning(
-                "%s: sending the run's events again from seq %d (its cursor said %d)",
+                "%s: holds the run's events up to seq %d (its cursor said %d); going on from there",
                 self.name,
                 confirmed[1],
                 self.cursor.seq,
@@ -127,27 +145,35 @@ class Channel:
         if not self.active:
             self.next_try = 0.0
 
-    def feed(self, events: Sequence[tuple[int, Event]]) -> None:
+    def feed(self, events: Sequence[tuple[int, Event]], end: tuple[int, int] | None = None) -> None:
         """Hand the events this backend has not had yet to it; on failure, retry later or set it aside.
 
         `events` are (end offset, event) from the lowest cursor of the channels fed together, so this one
-        skips what it already has."""
+        skips what it already has. `end`: (offset, seq) of the round's last event when the pump left some
+        out (superseded): the cursor moves there, past them, once the rest is delivered."""
         offset = self.cursor.offset
         batch = [item for item in events if item[0] > offset]
-        if not batch:
+        last = (batch[-1][0], int(batch[-1][1].get("seq", 0))) if batch else None
+        if end is not None and end[0] > offset and (last is None or end[0] > last[0]):
+            last = end
+        if last is None:
             return
-        if self.opener is not None and not self.try_open():
-            return
-        try:
-            deliver(self.backend, [event for _, event in batch])
-        except Exception as exc:
-            self.failed("write", exc)
-            return
-        self.failures = 0
-        if self.error is not None:  # set aside earlier, and it works again
-            self.error = self.cursor.error = None
-            self.warn(f"the {self.name} backend works again; it is sent what it missed")
-        self.cursor.offset, self.cursor.seq = batch[-1][0], int(batch[-1][1].get("seq", 0))
+        if batch:
+            if self.opener is not None:
+                if not self.try_open():
+                    return
+                if self.cursor.offset != offset:  # it started over: the next round reads from the log's start
+                    return
+            try:
+                deliver(self.backend, [event for _, event in batch])
+            except Exception as exc:
+                self.failed("write", exc)
+                return
+            self.failures = 0
+            if self.error is not None:  # set aside earlier, and it works again
+                self.error = self.cursor.error = None
+                self.warn(f"the {self.name} backend works again; it is sent what it missed")
+        self.cursor.offset, self.cursor.seq = last
         self.shipped += len(batch)
         self.cursor.save(self.run_dir, self.name)
 
@@ -161,6 +187,8 @@ class Channel:
             return False
         self.opener = None
         self.warn(f"the {self.name} backend opened its run late ({self.ids}); it is sent the whole run")
+        if self.backend.rebuilt:
+            self._start_over()
         return True
 
     def failed(self, what: str, exc: BaseException) -> None:

@@ -30,6 +30,7 @@ from runkit.storage.run_dir import RunDir
 from runkit.storage.status import Status
 from runkit.tracking.backends.base import BackendError
 from runkit.tracking.delivery.channel import Channel
+from runkit.tracking.delivery.closing import Sample, close_each, guarded, send_system
 from runkit.tracking.delivery.ending import as_status, final_status_after, mark_crashed, settle_record
 from runkit.tracking.delivery.opening import build_backend, run_info
 from runkit.tracking.delivery.options import LOG_FILE, error_line, one_line, options_with_defaults
@@ -39,7 +40,7 @@ from runkit.tracking.delivery.system_metrics import SystemSampler
 log = logging.getLogger(__name__)
 
 #: Most events handed to the backends in one round while the run lasts: a round of the slowest backend (W&B
-#: about 0.5 ms an event) stays well under a second, so a `close` never waits long for the one in progress.
+#: about 0.2 ms an event) stays well under a second, so a `close` never waits long for the one in progress.
 ROUND_EVENTS = 1000
 
 
@@ -274,9 +275,9 @@ class ShipperProcess:
                 return as_status(command["close"])
 
     def finish(self, pump: Pump, status: Status | None, session_offset: int) -> dict[str, dict[str, Any]]:
-        """Send the rest of the log and close every backend; without a status from the trainer, the log's
-        own (or `crashed`) is the session's, and run.json is settled with it. Returns what each backend
-        reports."""
+        """Send the rest of the log, then close every backend, each in a thread of its own (closing.py);
+        without a status from the trainer, the log's own (or `crashed`) is the session's, and run.json is
+        settled with it. Returns what each backend reports."""
         started = time.monotonic()
         for channel in self.channels:  # a backend set aside may work again (its server is back)
             channel.last_try()
@@ -291,11 +292,12 @@ class ShipperProcess:
             else:
                 settle_record(self.run_dir, status)
             self.guarded(pump.drain)  # the status event itself
-        if self.sampler is not None:  # a last sample (the trainer waits for us): a short run has one too
-            self.guarded(self.sample_system)
+        # A last system sample (the trainer waits for us): a short run has one too. Taken once, here; each
+        # backend gets it in its own thread before closing its run.
+        sample = self.guarded(self.take_sample) if self.sampler is not None else None
+        if self.sampler is not None:
             self.sampler.close()
-        for channel in self.channels:
-            channel.close(status)
+        close_each(self.channels, status, sample)
         log.info("closed every backend as %s (drained in %.2fs)", status.value, time.monotonic() - started)
         report = {c.name: c.report() for c in self.channels}
         report.update({name: {"error": error} for name, error in self.open_errors.items()})
@@ -322,23 +324,22 @@ class ShipperProcess:
         sampler = SystemSampler(int(record["pid"]), interval, self.run_dir.path)
         return sampler if sampler.enabled else None
 
-    def sample_system(self) -> None:
-        """One sample: system.jsonl, then every backend still active (a failure there is only logged)."""
+    def take_sample(self) -> Sample | None:
+        """One sample of the trainer, recorded in system.jsonl (None: no sample, the trainer is gone)."""
         assert self.sampler is not None
         metrics = self.sampler.sample()
         if not metrics:
-            return
+            return None
         wall = time.time()
         self.sampler.record(metrics, wall)
-        for channel in self.channels:
-            if not channel.active:
-                continue
-            try:
-                channel.backend.log_system(metrics, wall)
-                channel.backend.flush()
-            except Exception as exc:
-                channel.backend.discard()
-                log.warning("%s did not take the system metrics: %s", channel.name, one_line(exc))
+        return metrics, wall
+
+    def sample_system(self) -> None:
+        """One sample: system.jsonl, then every backend still active (a failure there is only logged)."""
+        sample = self.take_sample()
+        if sample is not None:
+            for channel in self.channels:
+                send_system(channel, *sample)
 
     def release(self) -> None:
         """After the last reply: let the backends' libraries end their helper processes (W&B's wandb-core),
@@ -349,16 +350,7 @@ class ShipperProcess:
         usage = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
         log.info("shipper cpu %.2fs (with its helper processes)", sum(u.ru_utime + u.ru_stime for u in usage))
 
-    @staticmethod
-    def guarded(step: Callable[[], Any]) -> Any:
-        """A failure outside a backend (e.g. reading the log) must not stop the shipper closing them.
-        Returns what `step` returns (None after a failure)."""
-        try:
-            return step()
-        except Exception:
-            log.exception("the shipper hit an error; going on")
-            time.sleep(0.5)
-            return None
+    guarded = staticmethod(guarded)  # delivery/closing.py
 
 
 def lower_priority(nice: int) -> None:

@@ -7,8 +7,10 @@ so that a replay long after the run opens the backend's run exactly as the live 
 
 from __future__ import annotations
 
+import copy
+import importlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +28,16 @@ def build_backend(name: str, spec: Mapping[str, Any]) -> Backend:
         raise BackendError(
             f"tracker.{name} has no _target_: expected a mapping like configs/tracker/{name}.yaml"
         )
-    from hydra.utils import instantiate  # not at import: the trainer's `--help` stays fast
-
+    target = plain_target(spec)
     try:
-        backend = instantiate(dict(spec), _convert_="all")
+        if target is not None:  # what hydra would do, without importing hydra (the shipper's start-up)
+            backend = target(**copy.deepcopy({k: v for k, v in spec.items() if k != "_target_"}))
+        else:
+            from hydra.utils import instantiate  # not at import: the trainer's `--help` stays fast
+
+            backend = instantiate(dict(spec), _convert_="all")
     except Exception as exc:  # hydra wraps both a bad _target_ and a bad setting
-        cause = exc.__cause__ or exc
+        cause = (exc.__cause__ or exc) if target is None else exc
         if isinstance(cause, BackendError):
             raise cause from None
         raise BackendError(
@@ -42,6 +48,36 @@ def build_backend(name: str, spec: Mapping[str, Any]) -> Backend:
             f"tracker.{name}._target_ built a {type(backend).__name__}, not a tracking Backend"
         )
     return backend
+
+
+def plain_target(spec: Mapping[str, Any]) -> Callable[..., Any] | None:
+    """The callable `_target_` names when hydra's instantiate would only import it and call it with the other
+    settings as they are (plain values: what a resolved config and the shipper's JSON pipe hold). None when
+    hydra is needed (its own `_keys_`, a nested `_target_`, an interpolation or `???` left, another type) or
+    the target is not found here: hydra then builds it, or reports the error as it always has."""
+    target = spec.get("_target_")
+    if not isinstance(target, str) or not all(_plain(v) for k, v in spec.items() if k != "_target_"):
+        return None
+    if any(str(key).startswith("_") and key != "_target_" for key in spec):
+        return None
+    module, _, attr = target.rpartition(".")
+    try:
+        found = getattr(importlib.import_module(module), attr) if module else None
+    except Exception:  # not importable here: hydra's message says why
+        return None
+    return found if callable(found) else None
+
+
+def _plain(value: Any) -> bool:
+    if value is None or isinstance(value, (bool, int, float)):
+        return True
+    if isinstance(value, str):
+        return "${" not in value and value != "???"
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and not k.startswith("_") and _plain(v) for k, v in value.items())
+    return False
 
 
 def run_info(run_dir: RunDir, name: str, record: dict[str, Any] | None = None) -> RunInfo:

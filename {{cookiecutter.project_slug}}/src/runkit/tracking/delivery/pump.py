@@ -3,6 +3,10 @@
 One read serves every backend: the pump reads from the lowest cursor among the channels that are due, and
 each channel skips what it already has. A channel pausing after a failure is left out of a round, so a slow
 or broken backend never holds back the others.
+
+A resumed run's superseded events (storage/supersede.py: what the interrupted session logged after the
+checkpoint the run went back to) are handed to no backend: they are not part of the run's history, so a
+backend that gets the log now, live or through `runs sync`, holds one history, each step once.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from itertools import islice
 from pathlib import Path
 
 from runkit.storage.events import log_size, read_events
+from runkit.storage.supersede import Supersession
 from runkit.tracking.delivery.channel import Channel
 
 
@@ -23,6 +28,9 @@ class Pump:
         self.events_file = Path(events_file)
         self.channels = channels
         self.batch_events = int(batch_events)
+        # The log's resume points, found once (a byte search); a resume event read later is added as it comes
+        # (one is only appended when a session starts, before its shipper does).
+        self.supersession = Supersession.scan(self.events_file)
 
     def pump(self, limit: int | None = None) -> int:
         """One round of at most `limit` events (default: batch_events): returns how many were read (0: every
@@ -35,8 +43,12 @@ class Pump:
         events = list(
             islice(read_events(self.events_file, start), min(limit or self.batch_events, self.batch_events))
         )
+        self.supersession.learn(events)
+        kept = self.supersession.keep(events)
+        # The cursors move past superseded events too: to the round's last event, kept or not.
+        end = (events[-1][0], int(events[-1][1].get("seq") or 0)) if len(kept) < len(events) else None
         for channel in due:
-            channel.feed(events)
+            channel.feed(kept, end)
         return len(events)
 
     def drain(self, stop: Callable[[], bool] = lambda: False) -> None:
