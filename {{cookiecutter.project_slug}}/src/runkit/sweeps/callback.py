@@ -31,7 +31,7 @@ from runkit.errors import UserError
 from runkit.overrides import override_key
 from runkit.plain import plain, plain_dict
 from runkit.storage.layout import SWEEP_FILE, SWEEP_SUMMARY_MD
-from runkit.storage.records import SweepRecord
+from runkit.storage.records import JobAttempt, SweepRecord
 from runkit.storage.secrets import Secrets
 from runkit.storage.status import Preempted, Status
 from runkit.sweeps.grouping import job_key
@@ -329,32 +329,33 @@ def stop_with_job(status: Status) -> None:
             callback._stopped(status)
 
 
-def _job_running_here(sweep_dir: Path, since: float) -> bool:
-    """Whether a job of this session of the sweep runs in this process (Hydra's basic launcher)."""
+def _session_jobs_running(sweep_dir: Path, since: float) -> list[JobAttempt]:
+    """The jobs of this session of the sweep (started after `since`) whose record says running."""
     from runkit.sweeps.records import read_jobs
 
-    return any(
-        job.get("status") == Status.RUNNING.value
-        and job.get("pid") == os.getpid()
-        and float(job.get("start_time") or 0) >= since
+    return [
+        job
         for job in read_jobs(sweep_dir)
-    )
+        if job.get("status") == Status.RUNNING.value and float(job.get("start_time") or 0) >= since
+    ]
+
+
+def _job_running_here(sweep_dir: Path, since: float) -> bool:
+    """Whether a job of this session of the sweep runs in this process (Hydra's basic launcher)."""
+    return any(job.get("pid") == os.getpid() for job in _session_jobs_running(sweep_dir, since))
 
 
 def _running_jobs(sweep_dir: Path, timeout: float, since: float = 0.0) -> bool:
     """Wait up to `timeout` seconds until no job of this session of the sweep (started after `since`) is
     running in a live process; returns whether some still are."""
     from runkit.storage.liveness import process_alive
-    from runkit.sweeps.records import read_jobs
 
     deadline = time.monotonic() + timeout
     while True:
         running = [
             job
-            for job in read_jobs(sweep_dir)
-            if job.get("status") == Status.RUNNING.value
-            and float(job.get("start_time") or 0) >= since
-            and job.get("pid") != os.getpid()  # a job of this process (basic launcher) has stopped with it
+            for job in _session_jobs_running(sweep_dir, since)
+            if job.get("pid") != os.getpid()  # a job of this process (basic launcher) has stopped with it
             and (not job.get("pid") or process_alive(int(job["pid"])))
         ]
         if not running or time.monotonic() >= deadline:

@@ -10,7 +10,6 @@ sends nothing twice.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from runkit.storage.run_dir import RunDir
 from runkit.storage.run_lock import DEFAULT_LOCK_TIMEOUT, RunLock
 from runkit.storage.status import Status
 from runkit.tracking.backends.base import BackendError
+from runkit.tracking.backends.native import system_samples
 from runkit.tracking.delivery.channel import Channel, Cursor
 from runkit.tracking.delivery.ending import as_status, final_status_after, mark_crashed, settle_record
 from runkit.tracking.delivery.opening import build_backend, run_info
@@ -132,7 +132,7 @@ def _sync_locked(
     pump = Pump(rd.events_file, [channel], DEFAULT_OPTIONS["batch_events"])
     pump.drain()
     if first_time:
-        _replay_system(rd.path / SYSTEM_FILE, adapter)
+        _replay_system(rd.path, adapter)
     if status is Status.RUNNING:  # dead, and no shipper finished it: the log may still say how it ended
         ended = final_status_after(rd.events_file, _last_session_offset(rd.events_file))
         if ended is not None:  # e.g. a full disk kept run.json from being written at the end
@@ -152,18 +152,14 @@ def _sync_locked(
     return {**result, "ids": ids, "shipped": channel.shipped, "status": status.value, "up_to_date": False}
 
 
-def _replay_system(path: Path, adapter: Any) -> None:
+def _replay_system(run_dir: Path, adapter: Any) -> None:
     """The trainer's system metrics (system.jsonl, written by the live shipper) into a backend that gets the
     run for the first time; a backend that had part of the run live has its samples from then."""
-    if not path.is_file():
+    if not (run_dir / SYSTEM_FILE).is_file():
         return
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            sample = json.loads(line)
-            wall = float(sample.pop("time"))
-            adapter.log_system({k: float(v) for k, v in sample.items()}, wall)
-        except (ValueError, TypeError, KeyError, AttributeError):
-            continue  # a line cut by a kill
+    for wall, metrics in system_samples(run_dir):
+        with contextlib.suppress(ValueError, TypeError, KeyError, AttributeError):
+            adapter.log_system(metrics, wall)
     with contextlib.suppress(Exception):
         adapter.flush()
 

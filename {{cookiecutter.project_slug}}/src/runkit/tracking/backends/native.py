@@ -116,16 +116,19 @@ def dataset_text(dataset: dict[str, Any]) -> str:
     return "\n\n".join(lines)
 
 
-def read_system(run_dir: Path) -> list[dict[str, Any]]:
-    """Every sample of system.jsonl: {"time": ..., "system/<name>": value, ...}."""
+def system_samples(run_dir: Path) -> list[tuple[float, dict[str, float]]]:
+    """Every sample of system.jsonl (written by the live shipper), in file order: (time, {"system/<name>":
+    value}), skipping a line cut by a kill. Read back by `runs sync` and by a rebuilt W&B run."""
     path = Path(run_dir) / SYSTEM_FILE
-    samples: list[dict[str, Any]] = []
+    samples: list[tuple[float, dict[str, float]]] = []
     if not path.is_file():
         return samples
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
-            samples.append(json.loads(line))
-        except ValueError:
+            sample = json.loads(line)
+            wall = float(sample.pop("time"))
+            samples.append((wall, {str(k): float(v) for k, v in sample.items()}))
+        except (ValueError, TypeError, KeyError, AttributeError):
             continue
     return samples
 

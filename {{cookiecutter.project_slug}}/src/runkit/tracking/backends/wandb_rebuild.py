@@ -18,7 +18,6 @@ Online runs are never rebuilt: the rows are on the server, which offers no way t
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import shutil
@@ -28,8 +27,8 @@ from typing import Any
 
 from runkit.storage.events import EVENTS_FILE, read_events
 from runkit.storage.jsonio import CorruptRunFileError, read_json, write_json
-from runkit.storage.layout import SYSTEM_FILE
 from runkit.storage.supersede import Supersession
+from runkit.tracking.backends.native import system_samples
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +84,8 @@ class Rebuild:
         shipper logs a sample at the last step it delivered."""
         if not self.restart or self.run_dir is None:
             return
-        samples = _samples(self.run_dir / SYSTEM_FILE)
+        # In time order, whoever appended them.
+        samples = sorted(system_samples(self.run_dir), key=lambda sample: sample[0])
         if not samples:
             return
         events_file = self.run_dir / EVENTS_FILE
@@ -134,18 +134,3 @@ class Rebuild:
         for path in (self.wandb_dir / SUPERSEDED_DIR).glob(f"*offline-run-*-{self.run_id}"):
             with contextlib.suppress(OSError):
                 shutil.rmtree(path)
-
-
-def _samples(path: Path) -> list[tuple[float, dict[str, float]]]:
-    """The samples of system.jsonl: (time, {name: value}), skipping a line cut by a kill."""
-    if not path.is_file():
-        return []
-    out: list[tuple[float, dict[str, float]]] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            sample = json.loads(line)
-            wall = float(sample.pop("time"))
-            out.append((wall, {str(k): float(v) for k, v in sample.items()}))
-        except (ValueError, TypeError, KeyError, AttributeError):
-            continue
-    return sorted(out, key=lambda sample: sample[0])  # in time order, whoever appended them

@@ -30,7 +30,7 @@ from runkit.storage.run_dir import RunDir
 from runkit.storage.status import Status
 from runkit.tracking.backends.base import BackendError
 from runkit.tracking.delivery.channel import Channel
-from runkit.tracking.delivery.closing import Sample, close_each, guarded, send_system
+from runkit.tracking.delivery.closing import Sample, close_each, each_at_once, guarded, send_system
 from runkit.tracking.delivery.ending import as_status, final_status_after, mark_crashed, settle_record
 from runkit.tracking.delivery.opening import build_backend, run_info
 from runkit.tracking.delivery.options import LOG_FILE, error_line, one_line, options_with_defaults
@@ -152,24 +152,14 @@ class ShipperProcess:
         record = self.run_dir.read()
         outcomes: dict[str, tuple[dict[str, Any], Channel] | BaseException] = {}
 
-        def open_one(name: str, spec: Any) -> None:
+        def open_one(item: tuple[str, Any]) -> None:
+            name, spec = item
             try:
                 outcomes[name] = self.open_backend(name, spec, record, options, late=not strict)
             except Exception as exc:
                 outcomes[name] = exc
 
-        if len(specs) > 1:
-            threads = [
-                threading.Thread(target=open_one, args=item, name=f"open-{item[0]}", daemon=True)
-                for item in specs.items()
-            ]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-        else:
-            for name, spec in specs.items():
-                open_one(name, spec)
+        each_at_once([(name, (name, spec)) for name, spec in specs.items()], open_one, "open")
         ids: dict[str, Any] = {}
         for name in specs:
             outcome = outcomes.get(name)

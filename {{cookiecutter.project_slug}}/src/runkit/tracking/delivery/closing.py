@@ -17,13 +17,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from runkit.storage.status import Status
 from runkit.tracking.delivery.channel import Channel
 from runkit.tracking.delivery.options import one_line
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: A system sample: (metrics, wall time).
 Sample = tuple[dict[str, float], float]
@@ -61,24 +63,25 @@ def close_each(channels: Sequence[Channel], status: Status, sample: Sample | Non
             send_system(channel, *sample)
         channel.close(status)
 
-    each_at_once(channels, end)
+    each_at_once([(channel.name, channel) for channel in channels], end, "end")
 
 
-def each_at_once(channels: Sequence[Channel], step: Callable[[Channel], None]) -> None:
-    """Run `step` for every channel, each in a thread of its own, and wait for them all (one: here)."""
+def each_at_once(items: Sequence[tuple[str, T]], step: Callable[[T], None], what: str) -> None:
+    """Run `step` for each (backend name, item), each in a thread of its own named `<what>-<name>`, and wait
+    for them all (one: here). Used to open the backends and to end them."""
 
-    def run(channel: Channel) -> None:
+    def run(name: str, item: T) -> None:
         try:
-            step(channel)
+            step(item)
         except Exception:  # a Channel handles its backend's failures: this one is the shipper's own
-            log.exception("ending the %s backend failed", channel.name)
+            log.exception("%s the %s backend failed", what, name)
 
-    if len(channels) == 1:
-        run(channels[0])
+    if len(items) == 1:
+        run(*items[0])
         return
     threads = [
-        threading.Thread(target=run, args=(channel,), name=f"end-{channel.name}", daemon=True)
-        for channel in channels
+        threading.Thread(target=run, args=(name, item), name=f"{what}-{name}", daemon=True)
+        for name, item in items
     ]
     for thread in threads:
         thread.start()
