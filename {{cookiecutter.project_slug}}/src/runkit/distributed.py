@@ -22,6 +22,7 @@ normally (`resolve_ending`), so the run's status tells what happened to the job:
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -184,6 +185,12 @@ class Distributed:
         import torch.distributed as dist
 
         if dist.is_initialized():
+            # Free first what still holds the process group: a DistributedDataParallel model lives on in
+            # reference cycles until the collector runs. Left to the interpreter's exit, the group is torn
+            # down while the interpreter finalizes, and now and then a rank aborts after a finished run
+            # ("terminate called without an active exception", SIGABRT): 10 of 110 two-rank runs on a
+            # loaded 2-core machine without this collection, 0 of 110 with it, side by side.
+            gc.collect()
             with contextlib.suppress(Exception):
                 dist.destroy_process_group()
 
