@@ -10,11 +10,13 @@ import time
 import pytest
 
 from runkit.storage.events import EventWriter, read_events, scan_damage
+from runkit.tracking.sync import sync_run
 
 from backend_readers import wandb_run
 from fault_helpers import LONG, backends_hold_the_log, kill_family, runs_cli
 from tracking_runs import (
     BACKENDS,
+    api_run,
     first_run,
     metric_lines,
     needs,
@@ -61,9 +63,6 @@ def test_killing_trainer_and_shipper_together_loses_nothing_once_synced(tmp_path
 
 @pytest.mark.slow
 @needs("tensorboard", "mlflow", "wandb")
-# Known defect, not yet fixed: the orphaned writer can still be writing out rows when `runs sync` reads the
-# run file (it holds the file open only while it writes), and those rows are then sent again.
-@pytest.mark.xfail(reason="W&B's orphaned writer can outlast the check of what it holds", strict=False)
 @pytest.mark.parametrize("delay", [0.8])
 def test_a_kill_while_backends_take_a_batch_leaves_no_repeat_after_sync(tmp_path, delay):
     """Killed at a moment of the shipper's work, not right after a cursor moved: W&B's writer (a process of
@@ -85,6 +84,23 @@ def test_a_kill_while_backends_take_a_batch_leaves_no_repeat_after_sync(tmp_path
     for name in BACKENDS:
         runs_cli("sync", str(run_dir), "--to", name)
     backends_hold_the_log(run_dir, BACKENDS, "crashed")
+
+
+@needs("wandb")
+def test_a_batch_w_and_b_holds_twice_is_found_by_sync_and_rebuilt(tmp_path, caplog):
+    """Whatever made a session send a batch again (the orphaned writer of a killed run writing on after the
+    check of its run file; here a cursor reset to the start, as an older copy of shipper/ would be), `runs
+    sync` reads back what W&B holds, finds metrics held twice and rebuilds the history: each step once."""
+    run_dir = api_run(tmp_path / "runs", status="failed")
+    sync_run(run_dir, "wandb")
+    cursor = run_dir / "shipper" / "wandb.json"
+    cursor.write_text(json.dumps({**json.loads(cursor.read_text()), "offset": 0, "seq": 0, "closed": None}))
+    with caplog.at_level(logging.WARNING, logger="runkit.tracking.backends.wandb_rebuild"):
+        sync_run(run_dir, "wandb")
+    assert any("points twice" in r.getMessage() for r in caplog.records)
+    stored = backends_hold_the_log(run_dir, ["wandb"], "failed")["wandb"]
+    assert len(stored["files"]) == 1 and stored["exit_codes"] == [1]
+    assert sync_run(run_dir, "wandb")["up_to_date"]
 
 
 # --- 3. a damaged events.jsonl: readers skip the damage, say where it is, and read on ----------------------

@@ -6,9 +6,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-EVENTS_FILE = "events.jsonl"
-
-
 _READ_CHUNK = 1 << 16
 
 

@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 from runkit.storage.event_file import (
-    EVENTS_FILE,
     _recover_end,
     _write_at,
     content_end,
@@ -60,6 +59,7 @@ from runkit.storage.event_types import (
     StatusData,
     TableData,
 )
+from runkit.storage.layout import EVENTS_FILE
 
 WINDOW = 1 << 19  # bytes mapped (and reserved on disk) at a time
 _MADV_POPULATE_WRITE = 23  # Linux 5.14+: fault a range in, writable, in one call

@@ -94,7 +94,11 @@ def sync_run(
 
 
 def _sync_locked(
-    rd: RunDir, backend: str, backend_cfg: dict[str, Any] | None, result: dict[str, Any]
+    rd: RunDir,
+    backend: str,
+    backend_cfg: dict[str, Any] | None,
+    result: dict[str, Any],
+    verify: bool = True,
 ) -> dict[str, Any]:
     record = rd.read()  # as the last session's shipper left it
     status = as_status(record.get("status") or Status.RUNNING.value)
@@ -102,7 +106,8 @@ def _sync_locked(
     size = log_size(rd.events_file)
     previous = (record.get("backends") or {}).get(backend) or {}
     if (
-        status is not Status.RUNNING
+        verify  # not when opened again to rebuild
+        and status is not Status.RUNNING
         and cursor.closed == status.value
         and cursor.offset >= size
         and not cursor.error
@@ -149,6 +154,11 @@ def _sync_locked(
     rd.update(backends=backends)
     if channel.error:
         raise BackendError(f"syncing run {record.get('id')} into {backend} failed: {channel.error}")
+    # Read back: a backend holding a batch twice (sent again after a kill) rebuilds its run at the next
+    # open, which is now; once, so that a backend that cannot tell its own repeats apart cannot loop.
+    if verify and adapter.repeats():
+        again = _sync_locked(rd, backend, backend_cfg, result, verify=False)
+        return {**again, "shipped": channel.shipped + again["shipped"]}
     return {**result, "ids": ids, "shipped": channel.shipped, "status": status.value, "up_to_date": False}
 
 

@@ -142,6 +142,13 @@ class Backend(ABC):
         events after it are handed again. None: the cursor is right (what flush() returned for is kept)."""
         return None
 
+    def repeats(self) -> int:
+        """Called after close(): how many (step, metric) points the backend's own storage holds more often
+        than the log has them (a batch sent twice: W&B's offline writer can outlive a kill and write a batch
+        its cursor was never saved for). A backend that can rebuild its run does so at its next open when
+        this is not 0, and `runs sync` opens it once more. 0: nothing held twice, or it cannot be told."""
+        return 0
+
     def flush(self) -> None:
         """The end of one batch: send what its calls gathered. Raise to have the whole batch handed again."""
         return None

@@ -25,10 +25,11 @@ from typing import Any
 
 from runkit.flatten import flatten
 from runkit.storage.events import ArtifactData, DatasetData, HParamsData, ImageData, StatusData, TableData
+from runkit.storage.layout import EVENTS_FILE
 from runkit.storage.status import Status
 from runkit.tracking.backends import native
 from runkit.tracking.backends.base import Backend, BackendError, RunInfo, SweepInfo, require_package
-from runkit.tracking.backends.wandb_files import first_missing, held_position, held_rows
+from runkit.tracking.backends.wandb_files import held_position, held_rows, repeated
 from runkit.tracking.backends.wandb_lean import import_wandb
 from runkit.tracking.backends.wandb_rebuild import Rebuild
 
@@ -204,6 +205,11 @@ class WandbBackend(Backend):
             return None
         held = held_rows(self._files, self._run_id)
         return held_position(events_file, cursor_offset, held)
+
+    def repeats(self) -> int:
+        if self.mode != "offline" or self._files is None or self._run_dir is None:
+            return 0  # online, the rows are on the server: nothing to rebuild them from
+        return len(repeated(self._files, self._run_id, self._run_dir / EVENTS_FILE))
 
     def flush(self) -> None:
         if self._row:
@@ -382,7 +388,7 @@ def _has_api_key() -> bool:
 
 
 # What this module has always offered, wherever it is defined now.
-__all__ = ["EXIT_CODES", "MODES", "WandbBackend", "first_missing", "held_rows"]
+__all__ = ["EXIT_CODES", "MODES", "WandbBackend"]
 
 
 def _init_when_free(wandb: Any, **kwargs: Any) -> Any:

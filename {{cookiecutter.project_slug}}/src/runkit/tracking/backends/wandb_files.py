@@ -4,6 +4,7 @@ run sends again exactly what it lost. Read without importing wandb where the fil
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ def held_rows(wandb_dir: Path, run_id: str) -> dict[int, set[str]]:
     `wandb_dir` (every session: offline-run-*-<id>/run-<id>.wandb, or run-*-<id>/ online)."""
     held: dict[int, set[str]] = {}
     files = sorted(wandb_dir.glob(f"*run-*-{run_id}/run-{run_id}.wandb"))
-    _wait_for_writers(files)
+    _wait_for_orphaned_writers()
     for path in files:
         for row in _history_rows(path):
             step = row.get("global_step")
@@ -22,33 +23,66 @@ def held_rows(wandb_dir: Path, run_id: str) -> dict[int, set[str]]:
     return held
 
 
-def _wait_for_writers(files: list[Path], timeout: float = 30.0) -> None:
-    """Wait until no process has these run files open: W&B's writer (wandb-core) runs in a session of its
-    own, so a kill of the trainer's process group leaves it writing out what it was handed. Read before it
-    is done, a run file looks cut short, and the rows it is still writing would be sent again (Linux: the
-    open files of /proc/<pid>/fd; elsewhere, not waited for)."""
-    import os
-    import time
+def _wait_for_orphaned_writers(timeout: float = 30.0) -> None:
+    """Wait until every orphaned W&B writer has exited. The writer (wandb-core) runs in a session of its own
+    and is told its parent by `--pid`: a kill of the trainer's process group leaves it alive for a moment
+    (~0.25 s on a quiet machine, longer on a loaded one) while it notices and closes its run file. Read
+    before it is done, the file may look cut short and rows would be sent again. Waiting on the process
+    rather than on who has the file open: a live session (the sync's own) keeps its file open throughout.
+    Orphans of other runs are waited for too (harmless, bounded)."""
+    import psutil
 
-    wanted = {str(path.resolve()) for path in files}
-    proc = Path("/proc")
-    if not wanted or not proc.is_dir():
-        return
+    orphans = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        args = proc.info["cmdline"] or []
+        if proc.info["name"] != "wandb-core" or "--pid" not in args[:-1] or "--detached" in args:
+            continue  # a detached one outlives its parent on purpose
+        try:
+            parent = psutil.Process(int(args[args.index("--pid") + 1]))
+        except (ValueError, psutil.Error):
+            parent = None
+        if parent is None or not _running(parent):
+            orphans.append(proc)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        busy = False
-        for entry in proc.iterdir():
-            if not entry.name.isdigit() or int(entry.name) == os.getpid():
-                continue
-            try:
-                busy = any(os.readlink(fd) in wanted for fd in (entry / "fd").iterdir())
-            except OSError:
-                continue
-            if busy:
-                break
-        if not busy:
-            return
-        time.sleep(0.2)
+    while orphans and time.monotonic() < deadline:
+        orphans = [proc for proc in orphans if _running(proc)]
+        time.sleep(0.1)
+
+
+def _running(proc: Any) -> bool:
+    """Alive and not a zombie (a writer that exited but was not reaped, with no init to reap it, is done);
+    psutil's Process also tells a reused pid from the process it was."""
+    import psutil
+
+    try:
+        return bool(proc.is_running()) and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def repeated(wandb_dir: Path, run_id: str, events_file: Path) -> list[tuple[int, str]]:
+    """(step, metric) that the live sessions' run files of W&B run `run_id` hold in more rows than the log
+    has metrics events for them (superseded events not counted): what a session sent again. Only metrics of
+    the log are counted (system metrics and media are not, nor W&B's own keys): a resent batch always has
+    some, and a user's own repeat (an image logged twice at one step) is not taken for one."""
+    from collections import Counter
+
+    from runkit.storage.events import read_events
+    from runkit.storage.supersede import Supersession
+
+    _wait_for_orphaned_writers()
+    held: Counter[tuple[int, str]] = Counter()
+    for path in sorted(wandb_dir.glob(f"offline-run-*-{run_id}/run-{run_id}.wandb")):
+        for row in _history_rows(path):
+            step = row.get("global_step")
+            if isinstance(step, (int, float)):
+                held.update((int(step), key) for key in row)
+    logged: Counter[tuple[int, str]] = Counter()
+    superseded = Supersession.scan(events_file).superseded
+    for offset, event in read_events(events_file):
+        if event.get("type") == "metrics" and not superseded(offset, event):
+            logged.update((int(event.get("step") or 0), key) for key in (event.get("data") or {}))
+    return sorted(key for key, count in held.items() if key in logged and count > logged[key])
 
 
 def first_missing(events_file: Path, end: int, held: dict[int, set[str]]) -> tuple[int, int] | None:

@@ -9,6 +9,10 @@ and the delivery sends the new session the whole log from its start, superseded 
 trainer's earlier system metrics (system.jsonl). The retired folders are deleted once the new session closes
 with nothing missing.
 
+The same is done when the live folders hold some metric at one step more often than the log has it: a
+batch sent twice (W&B's writer can outlive a kill and write a batch its cursor was never saved for; `runs
+sync` checks after closing and opens the run once more when it finds one).
+
 The state survives kills in `wandb/superseded/<id>.json`: {"covered": end offset of the last resume event
 the live folders account for, "complete": false while a rebuild has not closed}. A rebuild cut short (a kill,
 or a crash before the run file was whole) is done again from the start by the next session or `runs sync`.
@@ -29,6 +33,7 @@ from runkit.storage.events import EVENTS_FILE, read_events
 from runkit.storage.jsonio import CorruptRunFileError, read_json, write_json
 from runkit.storage.supersede import Supersession
 from runkit.tracking.backends.native import system_samples
+from runkit.tracking.backends.wandb_files import repeated
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +62,20 @@ class Rebuild:
             self._delete_retired()  # a finished rebuild's leftovers (a kill between its last two steps)
             covered = int(state.get("covered") or 0)
             new = Supersession(point for point in supersession.points if point.offset > covered)
-            if not (live and new and new.any_superseded(events_file)):
+            superseding = bool(live and new and new.any_superseded(events_file))
+            twice = [] if superseding or not live else repeated(wandb_dir, run_id, events_file)
+            if not (superseding or twice):
                 if new:  # the folders (if any) hold no superseded row: nothing to do until the next resume
                     self._save({"covered": last, "complete": True})
                 return self
+            if twice:
+                log.warning(
+                    "W&B run %s holds %d points twice (a batch sent again after a kill, e.g. step %d %s): "
+                    "rebuilding its history",
+                    run_id,
+                    len(twice),
+                    *twice[0],
+                )
         # Marked first, then retired: a kill in between leaves a rebuild to do again, never a partial one
         # taken for whole.
         self._save({"covered": last, "complete": False})
