@@ -22,9 +22,11 @@ from tracking_runs import (
     BACKENDS,
     events,
     first_run,
+    free_port,
     needs,
     record,
     shipper_done,
+    start_mlflow_server,
     start_train,
     tracker_overrides,
     wait_for,
@@ -172,6 +174,52 @@ def test_sync_of_the_resumed_run_into_backends_that_never_had_it_writes_one_hist
         same_points(_wandb_points(copy, key), points, f"W&B {key}")
         same_points(stored["metrics"][key], points, f"MLflow {key}")
         same_points(scalars[key], points, f"TensorBoard {key}", float32=True)
+
+
+def _mlflow_at(run_dir: Path, dest: Path, uri: str) -> Path:
+    """A copy of the run that MLflow at `uri` has never had."""
+    copy = _copy_without(run_dir, dest, "mlflow")
+    config = (copy / "config.yaml").read_text()
+    (copy / "config.yaml").write_text(
+        config.replace(record(run_dir)["backends"]["mlflow"]["tracking_uri"], uri)
+    )
+    return copy
+
+
+def test_an_mlflow_server_keeps_what_it_had_and_tags_the_resume_point(resumed, tmp_path):
+    """A server cannot delete a point. One that had the interrupted session's points (synced after the kill,
+    before the resume) keeps them next to the resumed session's, and the run's tag `resumed_from_step` says
+    from where; one that never had them (the resumed run synced whole) holds one history and no such tag."""
+    run_dir, expected, from_step, _ = resumed
+    port = free_port()
+    server = start_mlflow_server(tmp_path, port, f"sqlite:///{tmp_path / 'server.db'}")
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        whole = _mlflow_at(run_dir, tmp_path / "whole", uri)
+        runs_cli("sync", str(whole), "--to", "mlflow")
+        stored = mlflow_run(uri, record(whole)["backends"]["mlflow"]["run_id"])
+        assert "resumed_from_step" not in stored["tags"]
+        for key, points in expected.items():
+            same_points(stored["metrics"][key], points, f"MLflow {key}")
+
+        split = _mlflow_at(run_dir, tmp_path / "split", uri)
+        log = (split / "events.jsonl").read_bytes()
+        lines = log.splitlines(keepends=True)
+        before = next(i for i, line in enumerate(lines) if json.loads(line)["type"] == "resume")
+        (split / "events.jsonl").write_bytes(b"".join(lines[:before]))  # the log as the kill left it
+        runs_cli("sync", str(split), "--to", "mlflow")
+        (split / "events.jsonl").write_bytes(log)  # then the resumed session's
+        runs_cli("sync", str(split), "--to", "mlflow")
+        stored = mlflow_run(uri, record(split)["backends"]["mlflow"]["run_id"])
+        assert stored["tags"]["resumed_from_step"] == str(from_step)
+        loss = stored["metrics"]["train/loss"]
+        assert (
+            len(loss) > len(expected["train/loss"])
+            and max(s for s, _ in loss) == expected["train/loss"][-1][0]
+        )
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
 
 
 def test_a_rebuild_cut_short_is_done_again_by_runs_sync(resumed, tmp_path):

@@ -53,6 +53,7 @@ from runkit.tracking.backends.mlflow_store import (
     check_server,
     delete_points_after,
     find_experiment,
+    holds_points_after,
     tagged_run,
 )
 
@@ -294,14 +295,15 @@ class MlflowBackend(Backend):
         """Delete this run's metric points after `step` (superseded by a resumed session) and set its latest
         values back: sqlite stores only, in SQL (MLflow has no API to delete a point)."""
         if not self.tracking_uri.startswith("sqlite:///"):
-            log.warning(
-                "MLflow at %s keeps the points the interrupted session logged after step %d next to the "
-                "resumed session's (a server cannot delete a point); the run's tag resumed_from_step says "
-                "from where",
-                self.tracking_uri,
-                step,
-            )
-            self._tags.append(("resumed_from_step", str(step)))
+            if holds_points_after(self._client, str(self.run_id), step):  # set at once: the batch's tags went
+                log.warning(
+                    "MLflow at %s keeps the points the interrupted session logged after step %d next to "
+                    "the resumed session's (a server cannot delete a point); the run's tag "
+                    "resumed_from_step says from where",
+                    self.tracking_uri,
+                    step,
+                )
+                self._client.set_tag(self.run_id, "resumed_from_step", str(step))
             return
         assert self.run_id is not None
         delete_points_after(self.tracking_uri[len("sqlite:///") :], self.run_id, step)

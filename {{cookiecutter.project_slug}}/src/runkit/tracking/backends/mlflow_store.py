@@ -222,3 +222,11 @@ def delete_points_after(db: str, run_id: str, step: int) -> None:
             con.execute(_LATEST_AGAIN, (run_id, run_id))
     finally:
         con.close()
+
+
+def holds_points_after(client: Any, run_id: str, step: int) -> bool:
+    """Whether run `run_id` holds a metric point after `step` (on a server, which cannot delete one: the
+    points a resumed session supersedes). A sync into a server that never had the interrupted session's
+    points holds none."""
+    metrics = client.get_run(run_id).data.metrics
+    return any(point.step > step for key in metrics for point in client.get_metric_history(run_id, key))
