@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +16,7 @@ from runkit.storage.events import EventWriter, read_events, scan_damage
 from runkit.tracking.sync import sync_run
 
 from backend_readers import wandb_run
+from conftest import ROOT, project_env
 from fault_helpers import LONG, backends_hold_the_log, kill_family, runs_cli
 from tracking_runs import (
     BACKENDS,
@@ -101,6 +105,63 @@ def test_a_batch_w_and_b_holds_twice_is_found_by_sync_and_rebuilt(tmp_path, capl
     stored = backends_hold_the_log(run_dir, ["wandb"], "failed")["wandb"]
     assert len(stored["files"]) == 1 and stored["exit_codes"] == [1]
     assert sync_run(run_dir, "wandb")["up_to_date"]
+
+
+@pytest.mark.slow
+@needs("wandb")
+def test_a_run_started_under_someone_elses_wandb_service_syncs_after_a_kill(tmp_path):
+    """W&B hands its service to the children of a process that uses W&B itself (`WANDB_SERVICE`: a notebook,
+    a test process, `wandb beta core start`). A run started from there and killed must not have left its
+    stream in that service, or `runs sync` finds the run id "in use" for as long as the service lives."""
+    import psutil
+
+    wandb_cli = str(Path(sys.executable).with_name("wandb"))
+    started = subprocess.run(
+        [wandb_cli, "beta", "core", "start", "--idle-timeout", "5m"],
+        env={k: v for k, v in project_env().items() if k != "WANDB_SERVICE"},  # none of this process's
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    token = started.stdout.strip()
+    launcher = token.split("-")[1]
+    service = [
+        p
+        for p in psutil.process_iter(["name", "cmdline"])
+        if p.info["name"] == "wandb-core" and launcher in (p.info["cmdline"] or [])
+    ]
+    assert service, token
+    env = project_env(OMP_NUM_THREADS="1", WANDB_SERVICE=token)
+    try:
+        runs = tmp_path / "runs"
+        proc = start_train(
+            runs, *tracker_overrides(["wandb"]), *LONG, "name=inherited", log=tmp_path / "out.txt", env=env
+        )
+        try:
+            run_dir = wait_for(lambda: first_run(runs), what="the run")
+            wait_for(
+                lambda: json.loads((run_dir / "shipper" / "wandb.json").read_text())["seq"] > 20,
+                120,
+                "W&B cursor",
+            )
+        finally:
+            kill_family(proc.pid)
+            proc.wait(timeout=60)
+            proc.log_file.close()
+        sync = subprocess.run(
+            [sys.executable, "-m", "runkit.cli", "runs", "sync", str(run_dir), "--to", "wandb"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert sync.returncode == 0, sync.stdout + sync.stderr
+        backends_hold_the_log(run_dir, ["wandb"], "crashed")
+    finally:
+        for process in service:
+            process.kill()
 
 
 # --- 3. a damaged events.jsonl: readers skip the damage, say where it is, and read on ----------------------

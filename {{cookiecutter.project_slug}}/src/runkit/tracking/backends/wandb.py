@@ -30,7 +30,7 @@ from runkit.storage.status import Status
 from runkit.tracking.backends import native
 from runkit.tracking.backends.base import Backend, BackendError, RunInfo, SweepInfo, require_package
 from runkit.tracking.backends.wandb_files import held_position, held_rows, repeated
-from runkit.tracking.backends.wandb_lean import import_wandb
+from runkit.tracking.backends.wandb_lean import has_api_key, import_wandb, init_when_free
 from runkit.tracking.backends.wandb_rebuild import Rebuild
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ class WandbBackend(Backend):
     # --- lifecycle ---------------------------------------------------------------------------------------
     def preflight(self) -> None:
         require_package("wandb", self.name)
-        if self.mode == "online" and not _has_api_key():
+        if self.mode == "online" and not has_api_key():
             raise BackendError(
                 "tracker.wandb.mode=online needs a W&B API key: run `wandb login` or set WANDB_API_KEY "
                 "(or keep tracker.wandb.mode=offline and `wandb sync` later)"
@@ -131,7 +131,7 @@ class WandbBackend(Backend):
         # W&B records the program and its args from this process (the shipper): the trainer's instead.
         argv, sys.argv = sys.argv, [native.PROGRAM, *native.overrides(run)]
         try:
-            self._run = _init_when_free(
+            self._run = init_when_free(
                 wandb,
                 project=self.project,
                 entity=self.entity or None,
@@ -373,34 +373,4 @@ def _config(params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _has_api_key() -> bool:
-    """An API key in the environment or in ~/.netrc for the W&B host (what `wandb login` writes)."""
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    import netrc
-    from urllib.parse import urlparse
-
-    host = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname or "api.wandb.ai"
-    try:
-        return netrc.netrc(os.environ.get("NETRC")).authenticators(host) is not None
-    except (FileNotFoundError, netrc.NetrcParseError, OSError):
-        return False
-
-
-# What this module has always offered, wherever it is defined now.
 __all__ = ["EXIT_CODES", "MODES", "WandbBackend"]
-
-
-def _init_when_free(wandb: Any, **kwargs: Any) -> Any:
-    """`wandb.init`, waiting (up to a minute) while W&B says the run id is in use: the helper process
-    (wandb-core) of a session that was just killed still holds the run until it notices its parent is gone,
-    and a `runs sync` or a resume started right after the kill must not fail on it."""
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            return wandb.init(**kwargs)
-        except Exception as exc:
-            if "in use" not in str(exc) or time.monotonic() > deadline:
-                raise
-            log.info("W&B says run %s is in use (a helper of a killed session?); waiting", kwargs.get("id"))
-            time.sleep(1)
