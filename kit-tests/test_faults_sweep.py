@@ -83,6 +83,8 @@ def test_a_stopped_sweep_closes_everything_and_leaves_no_worker(
     assert f"sweep.resume={sweep_dir}" in output  # the command that continues it
     record = json.loads((sweep_dir / "sweep.json").read_text())
     assert record["status"] == status and record["end_time"]
+    # The stop marker stays: a joblib worker that outlives the stop skips the job it takes next.
+    assert (sweep_dir / ".stop").is_file()
     run_dirs = sorted(p.parent for p in sweep_dir.glob("*/run.json"))
     assert running <= len(run_dirs) < 6  # jobs after the stop never started
     for run_dir in run_dirs:

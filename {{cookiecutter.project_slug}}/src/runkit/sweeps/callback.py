@@ -298,7 +298,8 @@ class SweepCallback(Callback):
             **summary.to_dict(),
         )
         write_sweep(sweep_dir, record)
-        clear_stop(sweep_dir)
+        # The stop file stays (the next session of the sweep clears it when it starts): a joblib worker that
+        # outlives the stop takes the next queued job after this, and must find it there and skip the job.
         # The backends get the sweep's outcome, not every job (each job is already its own run there).
         self._close_backends(status, {k: v for k, v in summary.to_dict().items() if k != "jobs"})
         return summary
