@@ -53,12 +53,14 @@ def kill_family(trainer_pid: int) -> None:
             os.killpg(shipper, signal.SIGKILL)
 
 
-def runs_cli(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """`python -m runkit.cli runs ...` for real, in the example project."""
+def runs_cli(
+    *args: str, check: bool = True, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m runkit.cli runs ...` for real, in the example project (`env`: instead of project_env())."""
     proc = subprocess.run(
         [sys.executable, "-m", "runkit.cli", "runs", *args],
         cwd=ROOT,
-        env=project_env(),
+        env=env or project_env(),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -16,7 +16,7 @@ from runkit.storage.events import EventWriter, read_events, scan_damage
 from runkit.tracking.sync import sync_run
 
 from backend_readers import wandb_run
-from conftest import ROOT, project_env
+from conftest import project_env
 from fault_helpers import LONG, backends_hold_the_log, kill_family, runs_cli
 from tracking_runs import (
     BACKENDS,
@@ -32,24 +32,32 @@ from tracking_runs import (
 
 
 # --- 1. the whole process family killed: every backend ends with every step after `runs sync` -------------
-@pytest.mark.slow
-@needs("tensorboard", "mlflow", "wandb")
-def test_killing_trainer_and_shipper_together_loses_nothing_once_synced(tmp_path):
+def _killed_mid_run(tmp_path, backends, name, env=None, metrics=0, delay=0.0):
+    """A run of `backends` whose trainer and shipper (W&B's writer with it) are killed together once W&B's
+    cursor has moved (the shipper believes W&B holds those events), `delay` seconds later."""
     runs = tmp_path / "runs"
-    proc = start_train(runs, *tracker_overrides(BACKENDS), *LONG, "name=killpg", log=tmp_path / "out.txt")
+    overrides = [*tracker_overrides(backends), *LONG, f"name={name}"]
+    proc = start_train(runs, *overrides, log=tmp_path / "out.txt", env=env)
     try:
         run_dir = wait_for(lambda: first_run(runs), what="the run")
-        wait_for(lambda: metric_lines(run_dir) >= 80, 180, "metrics")
-        # W&B's cursor has moved: the shipper believes W&B holds those events.
+        wait_for(lambda: metric_lines(run_dir) >= metrics, 180, "metrics")
         wait_for(
             lambda: json.loads((run_dir / "shipper" / "wandb.json").read_text())["seq"] > 20,
             120,
             "W&B cursor",
         )
+        time.sleep(delay)
     finally:
         kill_family(proc.pid)
         proc.wait(timeout=60)
         proc.log_file.close()
+    return run_dir
+
+
+@pytest.mark.slow
+@needs("tensorboard", "mlflow", "wandb")
+def test_killing_trainer_and_shipper_together_loses_nothing_once_synced(tmp_path):
+    run_dir = _killed_mid_run(tmp_path, BACKENDS, "killpg", metrics=80)
     assert record(run_dir)["status"] == "running"
     for name in BACKENDS:
         result = runs_cli("sync", str(run_dir), "--to", name)
@@ -71,20 +79,7 @@ def test_killing_trainer_and_shipper_together_loses_nothing_once_synced(tmp_path
 def test_a_kill_while_backends_take_a_batch_leaves_no_repeat_after_sync(tmp_path, delay):
     """Killed at a moment of the shipper's work, not right after a cursor moved: W&B's writer (a process of
     its own session) may write out a batch its cursor was never saved for; `runs sync` must not resend it."""
-    runs = tmp_path / "runs"
-    proc = start_train(runs, *tracker_overrides(BACKENDS), *LONG, "name=killpg", log=tmp_path / "out.txt")
-    try:
-        run_dir = wait_for(lambda: first_run(runs), what="the run")
-        wait_for(
-            lambda: json.loads((run_dir / "shipper" / "wandb.json").read_text())["seq"] > 20,
-            120,
-            "W&B cursor",
-        )
-        time.sleep(delay)
-    finally:
-        kill_family(proc.pid)
-        proc.wait(timeout=60)
-        proc.log_file.close()
+    run_dir = _killed_mid_run(tmp_path, BACKENDS, "killpg", delay=delay)
     for name in BACKENDS:
         runs_cli("sync", str(run_dir), "--to", name)
     backends_hold_the_log(run_dir, BACKENDS, "crashed")
@@ -134,30 +129,8 @@ def test_a_run_started_under_someone_elses_wandb_service_syncs_after_a_kill(tmp_
     assert service, token
     env = project_env(OMP_NUM_THREADS="1", WANDB_SERVICE=token)
     try:
-        runs = tmp_path / "runs"
-        proc = start_train(
-            runs, *tracker_overrides(["wandb"]), *LONG, "name=inherited", log=tmp_path / "out.txt", env=env
-        )
-        try:
-            run_dir = wait_for(lambda: first_run(runs), what="the run")
-            wait_for(
-                lambda: json.loads((run_dir / "shipper" / "wandb.json").read_text())["seq"] > 20,
-                120,
-                "W&B cursor",
-            )
-        finally:
-            kill_family(proc.pid)
-            proc.wait(timeout=60)
-            proc.log_file.close()
-        sync = subprocess.run(
-            [sys.executable, "-m", "runkit.cli", "runs", "sync", str(run_dir), "--to", "wandb"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert sync.returncode == 0, sync.stdout + sync.stderr
+        run_dir = _killed_mid_run(tmp_path, ["wandb"], "inherited", env=env)
+        runs_cli("sync", str(run_dir), "--to", "wandb", env=env)
         backends_hold_the_log(run_dir, ["wandb"], "crashed")
     finally:
         for process in service:

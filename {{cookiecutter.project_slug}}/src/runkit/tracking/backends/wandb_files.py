@@ -5,6 +5,7 @@ run sends again exactly what it lost. Read without importing wandb where the fil
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +14,20 @@ def held_rows(wandb_dir: Path, run_id: str) -> dict[int, set[str]]:
     """{global_step: metric names} of every history row in the run files of W&B run `run_id` under
     `wandb_dir` (every session: offline-run-*-<id>/run-<id>.wandb, or run-*-<id>/ online)."""
     held: dict[int, set[str]] = {}
-    files = sorted(wandb_dir.glob(f"*run-*-{run_id}/run-{run_id}.wandb"))
+    for step, row in _rows(wandb_dir.glob(f"*run-*-{run_id}/run-{run_id}.wandb")):
+        held.setdefault(step, set()).update(row)
+    return held
+
+
+def _rows(files: Iterable[Path]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(global_step, row) of every history row of these run files, oldest session first, once no orphaned
+    writer can still add to them."""
     _wait_for_orphaned_writers()
-    for path in files:
+    for path in sorted(files):
         for row in _history_rows(path):
             step = row.get("global_step")
             if isinstance(step, (int, float)):
-                held.setdefault(int(step), set()).update(row)
-    return held
+                yield int(step), row
 
 
 def _wait_for_orphaned_writers(timeout: float = 30.0) -> None:
@@ -70,13 +77,9 @@ def repeated(wandb_dir: Path, run_id: str, events_file: Path) -> list[tuple[int,
     from runkit.storage.events import read_events
     from runkit.storage.supersede import Supersession
 
-    _wait_for_orphaned_writers()
     held: Counter[tuple[int, str]] = Counter()
-    for path in sorted(wandb_dir.glob(f"offline-run-*-{run_id}/run-{run_id}.wandb")):
-        for row in _history_rows(path):
-            step = row.get("global_step")
-            if isinstance(step, (int, float)):
-                held.update((int(step), key) for key in row)
+    for step, row in _rows(wandb_dir.glob(f"offline-run-*-{run_id}/run-{run_id}.wandb")):
+        held.update((step, key) for key in row)
     logged: Counter[tuple[int, str]] = Counter()
     superseded = Supersession.scan(events_file).superseded
     for offset, event in read_events(events_file):
